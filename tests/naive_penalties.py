@@ -1,0 +1,84 @@
+"""Naive loop references for the penalties: one Python loop per domain pair, coordinate and domain.
+
+They follow the definitions in SPEC 3 literally; the vectorised versions in mdcrl.penalties must
+match them, and benchmarks/ times both.
+"""
+
+import itertools
+import math
+
+import torch
+
+
+def _present(domains, num_domains, min_count=1):
+    return [i for i in range(num_domains) if int((domains == i).sum()) >= min_count]
+
+
+def naive_minmax_penalty(h, domains, num_domains, top_k=5, loss_transform="mse"):
+    present = _present(domains, num_domains)
+    if len(present) < 2:
+        return h.sum() * 0.0
+    k = min([top_k] + [int((domains == i).sum()) for i in present])
+    f = (lambda d: d**2) if loss_transform == "mse" else (lambda d: d.abs())
+    pair_losses = []
+    for i, j in itertools.combinations(present, 2):
+        total = 0.0
+        for c in range(h.shape[1]):
+            vi = torch.sort(h[domains == i, c]).values
+            vj = torch.sort(h[domains == j, c]).values
+            total = total + f(vi[:k] - vj[:k]).mean() + f(vi[-k:] - vj[-k:]).mean()
+        pair_losses.append(total / h.shape[1])
+    return torch.stack(pair_losses).mean()
+
+
+def naive_mmd_penalty(h, domains, num_domains, fix_sigma=None, kernel_number=5, kernel_multiplier=2.0):
+    present = _present(domains, num_domains)
+    if len(present) < 2:
+        return h.sum() * 0.0
+    n = h.shape[0]
+    if fix_sigma is None:
+        total = 0.0
+        for a in range(n):
+            total += float(((h[a] - h) ** 2).sum().detach())
+        centre = total / (n * n - n)
+    else:
+        centre = fix_sigma
+    base = centre / kernel_multiplier ** (kernel_number // 2)
+    widths = [base * kernel_multiplier**q for q in range(kernel_number)]
+
+    def mean_kernel(a, b):
+        sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return sum(torch.exp(-sq / w) for w in widths).mean()
+
+    losses = []
+    for i, j in itertools.combinations(present, 2):
+        hi, hj = h[domains == i], h[domains == j]
+        losses.append(mean_kernel(hi, hi) + mean_kernel(hj, hj) - 2 * mean_kernel(hi, hj))
+    return torch.stack(losses).mean()
+
+
+def _std(values, eps):
+    return torch.sqrt(values.var(unbiased=True) + eps)
+
+
+def naive_stddev_penalty(h, domains, num_domains, stddev_eps=1e-8):
+    present = _present(domains, num_domains, min_count=2)
+    if len(present) < 2:
+        return h.sum() * 0.0
+    losses = []
+    for i, j in itertools.combinations(present, 2):
+        for c in range(h.shape[1]):
+            losses.append((_std(h[domains == i, c], stddev_eps) - _std(h[domains == j, c], stddev_eps)) ** 2)
+    return torch.stack(losses).mean()
+
+
+def naive_hinge_loss(h, domains, num_domains, stddev_threshold=1.0, stddev_eps=1e-4):
+    present = _present(domains, num_domains, min_count=2)
+    if not present:
+        return h.sum() * 0.0
+    per_domain = []
+    for i in present:
+        per_domain.append(
+            torch.stack([torch.relu(stddev_threshold - _std(h[domains == i, c], stddev_eps)) for c in range(h.shape[1])]).mean()
+        )
+    return torch.stack(per_domain).mean()

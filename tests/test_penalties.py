@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from mdcrl import penalties as P
+from naive_penalties import naive_hinge_loss, naive_minmax_penalty, naive_mmd_penalty, naive_stddev_penalty
+
+
+def _batch(n=200, d=3, k=4, seed=0, counts=None):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(n, d, generator=g, dtype=torch.float64) * 2 + 0.5
+    if counts is None:
+        domains = torch.randint(0, k, (n,), generator=g)
+    else:
+        domains = torch.cat([torch.full((c,), i) for i, c in enumerate(counts)])
+        h = h[: len(domains)]
+    return h, domains
+
+
+CASES = {
+    "random": dict(n=200, d=3, k=4),
+    "missing_domain": dict(counts=[30, 0, 25, 40]),  # domain 1 absent from the batch
+    "small_domain": dict(counts=[30, 2, 25, 40]),  # domain 1 smaller than top_k
+    "many_domains": dict(n=300, d=5, k=16),
+}
+
+
+def _pair(name, fast, naive, **kw):
+    for case, spec in CASES.items():
+        h, dom = _batch(**spec)
+        k = 4 if "counts" in spec else spec["k"]
+        a = h.clone().requires_grad_(True)
+        b = h.clone().requires_grad_(True)
+        va, vb = fast(a, dom, k, **kw), naive(b, dom, k, **kw)
+        assert torch.allclose(va, vb, atol=1e-5, rtol=1e-5), (name, case, float(va), float(vb))
+        va.backward()
+        vb.backward()
+        assert torch.allclose(a.grad, b.grad, atol=1e-5), (name, case)
+
+
+@pytest.mark.parametrize("loss_transform", ["mse", "l1"])
+@pytest.mark.parametrize("top_k", [1, 5])
+def test_minmax_matches_naive(top_k, loss_transform):
+    _pair("minmax", P.minmax_penalty, naive_minmax_penalty, top_k=top_k, loss_transform=loss_transform)
+
+
+@pytest.mark.parametrize("fix_sigma", [None, 3.0])
+@pytest.mark.parametrize("kernels", [(1, 2.0), (5, 2.0), (3, 1.5)])
+def test_mmd_matches_naive(fix_sigma, kernels):
+    _pair("mmd", P.mmd_penalty, naive_mmd_penalty, fix_sigma=fix_sigma, kernel_number=kernels[0], kernel_multiplier=kernels[1])
+
+
+def test_stddev_and_hinge_match_naive():
+    _pair("stddev", P.stddev_penalty, naive_stddev_penalty)
+    _pair("hinge", P.hinge_loss, naive_hinge_loss, stddev_threshold=2.0)
+
+
+@pytest.mark.parametrize("fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty])
+def test_single_domain_batch_is_zero_with_gradient(fn):
+    h = torch.randn(50, 3, requires_grad=True)
+    value = fn(h, torch.full((50,), 2), 4)
+    value.backward()
+    assert float(value) == 0.0 and torch.all(h.grad == 0)
+
+
+def test_penalties_zero_for_identical_domains_and_positive_for_shifted():
+    h = torch.rand(100, 2, generator=torch.Generator().manual_seed(1))
+    same = torch.cat([h, h])
+    dom = torch.cat([torch.zeros(100), torch.ones(100)]).long()
+    for fn in (P.minmax_penalty, P.mmd_penalty, P.stddev_penalty):
+        assert float(fn(same, dom, 2)) == pytest.approx(0.0, abs=1e-6)
+    shifted = torch.cat([h, h * 3 + 1])
+    for fn in (P.minmax_penalty, P.mmd_penalty, P.stddev_penalty):
+        assert float(fn(shifted, dom, 2)) > 1e-2
+
+
+def test_hinge_penalises_collapse_only():
+    dom = torch.arange(200) % 2
+    collapsed = torch.full((200, 3), 0.5)
+    spread = torch.randn(200, 3, generator=torch.Generator().manual_seed(0)) * 5
+    assert float(P.hinge_loss(collapsed, dom, 2, stddev_threshold=1.0)) == pytest.approx(1.0 - 1e-2, abs=1e-3)
+    assert float(P.hinge_loss(spread, dom, 2, stddev_threshold=1.0)) == 0.0
+
+
+def test_fixed_bandwidth_far_below_distances_is_detected():
+    h = torch.randn(256, 32) * 3
+    assert P.mmd_kernel_vanishes(h, 1.0, 1, 2.0) is not None
+    assert P.mmd_kernel_vanishes(h, None, 1, 2.0) is None
+    assert P.mmd_kernel_vanishes(h, 1000.0, 1, 2.0) is None
