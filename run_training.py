@@ -1,0 +1,15 @@
+"""Entry point of the seed README's commands: python run_training.py <hydra overrides> [--multirun]."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> None:
+    from mdcrl.train import run  # imported here so that --cfg/--help stay fast
+
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

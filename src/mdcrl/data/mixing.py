@@ -1,0 +1,127 @@
+"""Synthetic multi-domain mixing data (SPEC 2.1).
+
+z = (z_S, z_U): z_S ~ Uniform[a, b]^{d_S} in every domain, z_U,j | domain i ~ Uniform[low_ij, high_ij]
+with per-domain boxes drawn inside ``domain_dist_ranges``. x = g(z), g linear or polynomial.
+All splits share one mixing function and one set of domain boxes, drawn from the run's seed,
+and every split has the same number of samples in each domain.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # (n, x_dim) float32, the observations (or stage-1 encodings in stage 2)
+    z: np.ndarray  # (n, z_true_dim) float32, true latents, stable block first
+    domain: np.ndarray  # (n,) int64 in 0..k-1
+
+    def __len__(self) -> int:
+        return len(self.domain)
+
+
+@dataclass
+class MultiDomainData:
+    """All splits of one dataset plus the dimensions the model and the metrics need."""
+
+    splits: dict[str, Split]
+    num_domains: int
+    z_dim_invariant_true: int  # d_S of the true latents: z[:, :d_S] is z_S, the rest z_U
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def x_dim(self) -> int:
+        return self.splits["train"].x.shape[1]
+
+    @property
+    def z_dim_true(self) -> int:
+        return self.splits["train"].z.shape[1]
+
+
+def mixing_dims(dataset_cfg) -> tuple[int, int, int]:
+    """(z_dim, z_dim_invariant, x_dim) with the documented defaults floor(d/2) and 2d."""
+    z_dim = int(dataset_cfg.z_dim)
+    d_s = dataset_cfg.get("z_dim_invariant")
+    d_s = z_dim // 2 if d_s is None else int(d_s)
+    x_dim = dataset_cfg.get("x_dim")
+    x_dim = 2 * z_dim if x_dim is None else int(x_dim)
+    return z_dim, d_s, x_dim
+
+
+def domain_labels(n: int, num_domains: int) -> np.ndarray:
+    """Equal samples per domain. The n % k leftover samples are dropped (with a log line) rather
+    than given to domain 0 as the reference code does, so that the domains stay balanced."""
+    per_domain = n // num_domains
+    if n % num_domains:
+        log.info("dropping %d of %d samples so that each of %d domains has %d", n % num_domains, n, num_domains, per_domain)
+    return np.repeat(np.arange(num_domains, dtype=np.int64), per_domain)
+
+
+def sample_domain_boxes(rng: np.random.Generator, num_domains: int, d_u: int, ranges) -> np.ndarray:
+    """(k, d_U, 2) boxes: for each domain and spurious coordinate, low < high uniform inside ranges."""
+    ends = rng.uniform(ranges[0], ranges[1], size=(num_domains, d_u, 2))
+    return np.sort(ends, axis=-1)
+
+
+def sample_latents(
+    rng: np.random.Generator,
+    domain: np.ndarray,
+    d_s: int,
+    boxes: np.ndarray,
+    invariant_params,
+    correlated: bool,
+    corr_prob: float,
+) -> np.ndarray:
+    n, d_u = len(domain), boxes.shape[1]
+    z_s = rng.uniform(invariant_params[0], invariant_params[1], size=(n, d_s))
+    low, high = boxes[domain, :, 0], boxes[domain, :, 1]
+    z_u = low + (high - low) * rng.uniform(size=(n, d_u))
+    if correlated:
+        # Dynamic SCM: each spurious coordinate j is shifted, with probability corr_prob, by the
+        # stable coordinate of the same index. When d_U > d_S the stable partners wrap around
+        # (j mod d_S), so every spurious coordinate has a stable parent.
+        parents = z_s[:, np.arange(d_u) % d_s]
+        z_u = z_u + rng.binomial(1, corr_prob, size=(n, d_u)) * parents
+    return np.concatenate([z_s, z_u], axis=1)
+
+
+def linear_mixing_matrix(rng: np.random.Generator, z_dim: int, x_dim: int) -> np.ndarray:
+    """G in R^{d x n}, entries Uniform[0, 1], redrawn until x = z G is injective (rank d)."""
+    for _ in range(100):
+        g = rng.uniform(0.0, 1.0, size=(z_dim, x_dim))
+        if np.linalg.matrix_rank(g) == z_dim:
+            return g
+    raise RuntimeError("could not draw a full-rank mixing matrix")  # probability ~0 for x_dim >= z_dim
+
+
+def generate_mixing_data(dataset_cfg, seed: int) -> MultiDomainData:
+    z_dim, d_s, x_dim = mixing_dims(dataset_cfg)
+    k = int(dataset_cfg.num_domains)
+    rng = np.random.default_rng(seed)
+    boxes = sample_domain_boxes(rng, k, z_dim - d_s, list(dataset_cfg.domain_dist_ranges))
+    mixing = make_mixing_function(rng, dataset_cfg, z_dim, x_dim)
+    splits = {}
+    for name in SPLITS:
+        domain = domain_labels(int(dataset_cfg.num_samples[name]), k)
+        z = sample_latents(
+            rng, domain, d_s, boxes, list(dataset_cfg.invariant_dist_params),
+            bool(dataset_cfg.correlated_z), float(dataset_cfg.corr_prob),
+        )
+        splits[name] = Split(mixing(z).astype(np.float32), z.astype(np.float32), domain)
+    metadata = {"kind": "mixing", "z_dim": z_dim, "z_dim_invariant": d_s, "x_dim": x_dim, "domain_boxes": boxes.tolist()}
+    return MultiDomainData(splits, k, d_s, metadata)
+
+
+def make_mixing_function(rng: np.random.Generator, dataset_cfg, z_dim: int, x_dim: int):
+    if dataset_cfg.linear:
+        g = linear_mixing_matrix(rng, z_dim, x_dim)
+        return lambda z: z @ g
+    raise NotImplementedError(f"non_linearity={dataset_cfg.non_linearity!r} is not implemented yet")

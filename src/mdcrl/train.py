@@ -1,0 +1,203 @@
+"""Build a run from a composed config, fit it, evaluate it on held-out data and write its directory.
+
+Run directory (SPEC 7):
+  config.yaml      the resolved config
+  run.json         status (running | finished | failed), tags, seed, times, version, error
+  metrics.json     the final SPEC 5 metrics, written atomically once everything else is done
+  csv/metrics.csv  per-epoch train/validation curves (Lightning CSVLogger)
+  checkpoints/     best.ckpt-style best checkpoint and last.ckpt
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mdcrl import __version__
+from mdcrl.data import MultiDomainData, MultiDomainDataModule, generate_mixing_data
+from mdcrl.io import write_json_atomic, write_text_atomic
+from mdcrl.metrics import HEADLINE, evaluate_latents
+from mdcrl.models.autoencoders import build_autoencoder
+from mdcrl.models.module import MultiDomainAutoencoder
+from mdcrl.validation import validate_config
+
+log = logging.getLogger(__name__)
+
+
+def build_data(cfg: DictConfig) -> MultiDomainData:
+    name = cfg.datamodule.name
+    if name == "mixing":
+        return generate_mixing_data(cfg.datamodule.dataset, int(cfg.seed))
+    raise ValueError(f"datamodule.name={name!r} is not supported")
+
+
+def model_dims(model_cfg: DictConfig, data: MultiDomainData) -> tuple[int, int]:
+    """(z_dim, z_dim_invariant) of the learned latents: from the model config when set, else the data's."""
+    z_dim = model_cfg.get("z_dim") or data.z_dim_true
+    d_s = model_cfg.get("z_dim_invariant")
+    if d_s is None:
+        fraction = model_cfg.get("z_dim_invariant_fraction")
+        d_s = int(z_dim * fraction) if fraction is not None else data.z_dim_invariant_true
+    return int(z_dim), int(d_s)
+
+
+def build_module(cfg: DictConfig, data: MultiDomainData) -> MultiDomainAutoencoder:
+    m = cfg.model
+    z_dim, d_s = model_dims(m, data)
+    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    return MultiDomainAutoencoder(
+        autoencoder=build_autoencoder(m.autoencoder, data.x_dim, z_dim),
+        num_domains=data.num_domains,
+        z_dim_invariant=d_s,
+        z_dim_invariant_true=data.z_dim_invariant_true,
+        penalty_weight=float(m.penalty_weight),
+        penalty_criterion={k: float(v) for k, v in m.penalty_criterion.items()},
+        minmax_loss=plain(m.minmax_loss),
+        mmd_loss=plain(m.mmd_loss),
+        stddev_loss=plain(m.stddev_loss),
+        hinge_loss_weight=float(m.hinge_loss_weight),
+        hinge_loss=plain(m.hinge_loss),
+        optimizer=plain(m.optimizer),
+        scheduler=plain(m.scheduler),
+    )
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger
+
+    lg = cfg.logger
+    loggers = []
+    if lg.csv.enabled:
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+    if lg.tensorboard.enabled:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
+    if lg.wandb.enabled:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers.append(
+            WandbLogger(project=lg.wandb.project, tags=list(lg.wandb.tags), save_dir=str(run_dir), offline=lg.wandb.offline)
+        )
+    return loggers
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
+    callbacks = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        extra = {"dirpath": str(run_dir / "checkpoints")} if name == "model_checkpoint" else {}
+        callbacks.append(instantiate(node, **extra))
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    return L.Trainer(
+        **options,
+        default_root_dir=str(run_dir),
+        callbacks=build_callbacks(cfg, run_dir),
+        logger=build_loggers(cfg, run_dir) or False,
+        enable_model_summary=False,
+    )
+
+
+def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer) -> str | None:
+    """Load the best checkpoint's weights (by the checkpoint callback's monitor) into the module."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback else ""
+    if not path:
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    return path
+
+
+@torch.no_grad()
+def split_losses(module: MultiDomainAutoencoder, loader) -> dict[str, float]:
+    """Sample-weighted mean of the loss terms over a split, batch by batch as in training."""
+    module.eval()
+    totals: dict[str, float] = {}
+    count = 0
+    for x, _, domains in loader:
+        _, parts, _ = module.losses(x.to(module.device), domains.to(module.device))
+        for name, value in parts.items():
+            totals[name] = totals.get(name, 0.0) + float(value) * len(x)
+        count += len(x)
+    return {name: total / count for name, total in totals.items()}
+
+
+def evaluate(module: MultiDomainAutoencoder, datamodule: MultiDomainDataModule, nonlinear: bool = True) -> dict:
+    splits = datamodule.data.splits
+    train, test = splits["train"], splits["test"]
+    h_train, h_test = module.encode(train.x), module.encode(test.x)
+    if not (np.isfinite(h_train).all() and np.isfinite(h_test).all()):
+        raise FloatingPointError("the trained encoder produces non-finite latents; see the run's csv/metrics.csv")
+    metrics = evaluate_latents(
+        h_train, train.z, train.domain, h_test, test.z, test.domain,
+        module.z_dim_invariant, datamodule.data.z_dim_invariant_true, nonlinear=nonlinear,
+    )
+    losses = split_losses(module, datamodule.test_dataloader())
+    metrics["recon_mse"] = losses["recon_mse"]
+    metrics["penalty"] = losses["penalty"]
+    metrics["test_loss"] = losses["loss"]
+    return metrics
+
+
+def print_metrics(metrics: dict, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in HEADLINE:
+        if key in metrics:
+            table.add_row(key, f"{metrics[key]:.4f}")
+    Console().print(table)
+
+
+def current_run_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
+    """Validate, generate data, fit, evaluate and write the run directory. Returns the metrics."""
+    validate_config(cfg)
+    run_dir = Path(run_dir) if run_dir is not None else current_run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tags = list(cfg.logger.wandb.tags or [])
+    info = {"status": "running", "tags": tags, "seed": int(cfg.seed), "mdcrl_version": __version__, "started": time.time()}
+    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_json_atomic(run_dir / "run.json", info)
+    start = time.perf_counter()
+    try:
+        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+        data = build_data(cfg)
+        datamodule = MultiDomainDataModule(data, int(cfg.datamodule.batch_size), seed=int(cfg.seed))
+        module = build_module(cfg, data)
+        trainer = build_trainer(cfg, run_dir)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        info["best_checkpoint"] = load_best_weights(module, trainer)
+        info["epochs"] = int(trainer.current_epoch)
+        metrics = evaluate(module, datamodule, nonlinear=bool(cfg.get("nonlinear_probe", True)))
+    except BaseException as err:
+        info.update(status="failed", error=f"{type(err).__name__}: {err}", wall_time_s=time.perf_counter() - start)
+        write_json_atomic(run_dir / "run.json", info)
+        raise
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    info.update(status="finished", wall_time_s=time.perf_counter() - start, finished=time.time())
+    write_json_atomic(run_dir / "run.json", info)
+    if cfg.get("print_metrics", True):
+        print_metrics(metrics, f"mdcrl metrics (test split) - {run_dir}")
+    return metrics

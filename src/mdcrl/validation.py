@@ -1,0 +1,99 @@
+"""Checks of a composed config, run before any data is generated or any file is written.
+
+Each error names the setting (as a Hydra override path) and how to fix it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mdcrl.data.mixing import SPLITS, mixing_dims
+from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the override to change."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate_mixing_dataset(ds, min_per_domain: int) -> None:
+    p = "datamodule.dataset"
+    _require(int(ds.z_dim) >= 2, f"{p}.z_dim={ds.z_dim} must be >= 2 (one stable and one spurious coordinate).")
+    z_dim, d_s, x_dim = mixing_dims(ds)
+    _require(
+        1 <= d_s < z_dim,
+        f"{p}.z_dim_invariant={d_s} must be between 1 and z_dim - 1 = {z_dim - 1} "
+        f"(z_dim={z_dim}); set {p}.z_dim_invariant=null for floor(z_dim/2).",
+    )
+    k = int(ds.num_domains)
+    _require(k >= 2, f"{p}.num_domains={k} must be >= 2: invariance is defined across domains.")
+    if ds.linear:
+        _require(
+            x_dim >= z_dim,
+            f"{p}.x_dim={x_dim} < z_dim={z_dim}: linear mixing z -> x would not be injective; "
+            f"use {p}.x_dim >= {z_dim} (or null for 2*z_dim).",
+        )
+    for name in SPLITS:
+        n = int(ds.num_samples[name])
+        _require(
+            n // k >= min_per_domain,
+            f"{p}.num_samples.{name}={n} gives {n // k} samples per domain for {k} domains; "
+            f"need at least {min_per_domain} per domain (num_samples.{name} >= {min_per_domain * k}).",
+        )
+    low, high = ds.domain_dist_ranges
+    _require(low < high, f"{p}.domain_dist_ranges=[{low}, {high}] is inverted or empty; use [low, high] with low < high.")
+    a, b = ds.invariant_dist_params
+    _require(a < b, f"{p}.invariant_dist_params=[{a}, {b}] is inverted or empty; use [a, b] with a < b.")
+    _require(0.0 <= float(ds.corr_prob) <= 1.0, f"{p}.corr_prob={ds.corr_prob} must be a probability in [0, 1].")
+    if not ds.linear:
+        _require(
+            ds.non_linearity == "polynomial",
+            f"{p}.non_linearity={ds.non_linearity!r} is unknown; the supported value is 'polynomial'.",
+        )
+
+
+def validate_model(model) -> None:
+    p = "model"
+    criteria = dict(model.penalty_criterion)
+    unknown = sorted(set(criteria) - set(PENALTY_NAMES))
+    _require(not unknown, f"{p}.penalty_criterion has unknown penalties {unknown}; known: {list(PENALTY_NAMES)}.")
+    for name, weight in criteria.items():
+        _require(weight is not None and float(weight) >= 0, f"{p}.penalty_criterion.{name}={weight} must be >= 0.")
+    for key in ("penalty_weight", "hinge_loss_weight"):
+        _require(float(model[key]) >= 0, f"{p}.{key}={model[key]} must be >= 0.")
+    _require(int(model.minmax_loss.top_k) >= 1, f"{p}.minmax_loss.top_k={model.minmax_loss.top_k} must be >= 1.")
+    _require(
+        model.minmax_loss.loss_transform in LOSS_TRANSFORMS,
+        f"{p}.minmax_loss.loss_transform={model.minmax_loss.loss_transform!r} must be one of {list(LOSS_TRANSFORMS)}.",
+    )
+    mmd = model.mmd_loss
+    _require(
+        mmd.fix_sigma is None or float(mmd.fix_sigma) > 0,
+        f"{p}.mmd_loss.fix_sigma={mmd.fix_sigma} must be > 0, or null for the mean-distance bandwidth.",
+    )
+    _require(int(mmd.kernel_number) >= 1, f"{p}.mmd_loss.kernel_number={mmd.kernel_number} must be >= 1.")
+    _require(float(mmd.kernel_multiplier) > 0, f"{p}.mmd_loss.kernel_multiplier={mmd.kernel_multiplier} must be > 0.")
+    _require(float(model.optimizer.lr) > 0, f"{p}.optimizer.lr={model.optimizer.lr} must be > 0.")
+
+
+def validate_trainer(trainer) -> None:
+    accelerator = str(trainer.get("accelerator", "cpu"))
+    if accelerator in ("gpu", "cuda"):
+        _require(
+            torch.cuda.is_available(),
+            f"trainer.accelerator={accelerator!r} but no CUDA GPU is visible on this machine; "
+            "run with trainer.accelerator=cpu (or trainer.accelerator=auto).",
+        )
+    _require(int(trainer.get("max_epochs", 1)) >= 1, f"trainer.max_epochs={trainer.get('max_epochs')} must be >= 1.")
+
+
+def validate_config(cfg) -> None:
+    validate_model(cfg.model)
+    validate_trainer(cfg.trainer)
+    _require(int(cfg.datamodule.batch_size) >= 1, f"datamodule.batch_size={cfg.datamodule.batch_size} must be >= 1.")
+    if cfg.datamodule.name == "mixing":
+        validate_mixing_dataset(cfg.datamodule.dataset, max(2, int(cfg.model.minmax_loss.top_k)))
