@@ -18,3 +18,36 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+CONFIG_DIR = str(ROOT / "configs")
+
+# Overrides that shrink a run to a second or two for tests.
+TINY = [
+    "datamodule.dataset.num_samples.train=1200",
+    "datamodule.dataset.num_samples.valid=400",
+    "datamodule.dataset.num_samples.test=400",
+    "datamodule.batch_size=256",
+    "trainer.max_epochs=4",
+    "trainer.enable_progress_bar=false",
+    "print_metrics=false",
+    "nonlinear_probe=false",
+    "~callbacks.visualization_callback",
+]
+
+
+def compose_config(overrides=(), tiny=True):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=(TINY if tiny else []) + list(overrides))
+
+
+@pytest.fixture
+def compose():
+    return compose_config
+
+
+def seed_commands():
+    """The seed README's commands, verbatim (tests/seed_commands.txt was copied from it)."""
+    return [line.strip() for line in (ROOT / "tests" / "seed_commands.txt").read_text().splitlines() if line.strip()]

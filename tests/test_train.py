@@ -1,0 +1,117 @@
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import compose_config
+from mdcrl.models.module import NonFiniteLossError
+from mdcrl.train import run
+from mdcrl.validation import ConfigError
+
+
+def test_run_writes_directory_and_all_metrics(tmp_path, compose):
+    cfg = compose(["logger.wandb.tags=[linear-uniform,minmax]", "nonlinear_probe=true"])
+    metrics = run(cfg, run_dir=tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in [
+        "r2_zinv_from_hinv", "r2_zsp_from_hinv", "r2_hinv_from_zinv", "r2_hinv_from_zsp", "r2_z_from_h",
+        "oracle_r2_zsp_from_zinv", "domain_acc_hinv", "domain_acc_h", "recon_mse", "penalty", "mcc",
+        "r2_zinv_from_hinv_nonlinear", "r2_zsp_from_hinv_nonlinear",
+    ]:
+        assert math.isfinite(saved[key]), key
+    assert set(saved["r2_blocks_linear"]) == {"zinv_from_hinv", "zinv_from_hsp", "zsp_from_hinv", "zsp_from_hsp"}
+    assert saved == json.loads(json.dumps(metrics))
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "finished" and info["tags"] == ["linear-uniform", "minmax"]
+    assert (tmp_path / "config.yaml").exists()
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    # per-epoch validation curves in the CSV
+    header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"val/loss", "val/recon_mse", "val/minmax", "val/r2_zinv_from_hinv", "val/r2_zsp_from_hinv"} <= set(header)
+
+
+def test_same_seed_same_metrics(tmp_path, compose):
+    cfg = compose(["seed=77"])
+    run(cfg, run_dir=tmp_path / "a")
+    run(cfg, run_dir=tmp_path / "b")
+    assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
+
+
+def _method_run(tmp_path, seed, minmax):
+    cfg = compose_config(
+        ["trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false",
+         "~callbacks.visualization_callback", f"seed={seed}", f"model.penalty_criterion.minmax={minmax}",
+         "datamodule.dataset.z_dim=8", "datamodule.dataset.num_domains=4"],
+        tiny=False,
+    )
+    return run(cfg, run_dir=tmp_path / f"{seed}-{minmax}")
+
+
+@pytest.mark.parametrize("seed", [1235, 4256])
+def test_minmax_separates_stable_from_spurious(tmp_path, seed):
+    # Default budget: 300 epochs, Adam lr 0.03 with ReduceLROnPlateau (configs/model/mixing_synthetic.yaml).
+    m = _method_run(tmp_path, seed, 1.0)
+    assert m["r2_zinv_from_hinv"] >= 0.95
+    assert m["r2_zsp_from_hinv"] <= 0.05
+
+
+def test_without_penalty_blocks_stay_mixed(tmp_path):
+    m = _method_run(tmp_path, 1235, 0.0)
+    assert m["r2_zsp_from_hinv"] >= 0.5
+
+
+def test_non_finite_loss_stops_with_error_and_keeps_checkpoint(tmp_path, compose):
+    good = tmp_path / "good"
+    run(compose(["trainer.max_epochs=2"]), run_dir=good)
+    last = good / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    bad = tmp_path / "bad"
+    # A penalty weight beyond float32 range makes the first resumed step's loss inf.
+    cfg = compose(["trainer.max_epochs=4", "model.penalty_weight=1e39", f"ckpt_path={last}"])
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step \d+.*non-finite terms: \['loss'\]"):
+        run(cfg, run_dir=bad)
+    assert last.read_bytes() == before
+    info = json.loads((bad / "run.json").read_text())
+    assert info["status"] == "failed" and "NonFiniteLossError" in info["error"]
+    assert not (bad / "metrics.json").exists()
+    state = torch.load(last, weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values())
+
+
+BAD_CONFIGS = [
+    ("datamodule.dataset.z_dim_invariant=9", "datamodule.dataset.z_dim_invariant=9"),
+    ("datamodule.dataset.z_dim_invariant=0", "datamodule.dataset.z_dim_invariant=0"),
+    ("datamodule.dataset.num_domains=1", "datamodule.dataset.num_domains=1"),
+    ("datamodule.dataset.num_samples.valid=10", "datamodule.dataset.num_samples.valid=10"),
+    ("datamodule.dataset.x_dim=4", "datamodule.dataset.x_dim=4 < z_dim=8"),
+    ("datamodule.dataset.domain_dist_ranges=[5,-5]", "datamodule.dataset.domain_dist_ranges"),
+    ("model.penalty_weight=-1", "model.penalty_weight=-1"),
+    ("model.penalty_criterion.mmd=-0.5", "model.penalty_criterion.mmd=-0.5"),
+    ("model.minmax_loss.top_k=0", "model.minmax_loss.top_k=0"),
+    ("+model.penalty_criterion.variance=1.0", "unknown penalties ['variance']"),
+    ("model.minmax_loss.loss_transform=huber", "model.minmax_loss.loss_transform='huber'"),
+    ("model.mmd_loss.fix_sigma=0", "model.mmd_loss.fix_sigma=0"),
+    ("datamodule.dataset.corr_prob=1.5", "datamodule.dataset.corr_prob=1.5"),
+]
+
+
+@pytest.mark.parametrize("override,message", BAD_CONFIGS)
+def test_bad_config_fails_before_any_work(tmp_path, compose, override, message):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError) as err:
+        run(compose([override]), run_dir=run_dir)
+    assert message in str(err.value)
+    assert not run_dir.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_gpu_accelerator_without_gpu_names_the_cpu_fix(tmp_path, compose):
+    with pytest.raises(ConfigError, match="trainer.accelerator=cpu"):
+        run(compose(["trainer.accelerator=gpu"]), run_dir=tmp_path / "run")
+
+
+def test_fixed_bandwidth_far_too_small_warns(tmp_path, compose):
+    cfg = compose(["model.penalty_criterion.mmd=1.0", "model.mmd_loss.fix_sigma=0.001", "trainer.max_epochs=1"])
+    with pytest.warns(UserWarning, match="model.mmd_loss.fix_sigma=null"):
+        run(cfg, run_dir=tmp_path)
