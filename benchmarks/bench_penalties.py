@@ -1,0 +1,95 @@
+"""Forward+backward time of the vectorised penalties and of a full training step, each next to the
+naive loop reference (tests/naive_penalties.py) measured in the same run.
+
+Setting (issue 2): batch 1024, z_dim 64 (32 stable), 16 domains, top_k 5.
+Run: python benchmarks/bench_penalties.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from naive_penalties import naive_minmax_penalty, naive_mmd_penalty  # noqa: E402
+
+from mdcrl import penalties  # noqa: E402
+from mdcrl.models.autoencoders import linear_autoencoder  # noqa: E402
+from mdcrl.models.module import MultiDomainAutoencoder  # noqa: E402
+
+BATCH, Z_DIM, D_S, K, TOP_K, X_DIM = 1024, 64, 32, 16, 5, 128
+
+
+def timed(fn, repeats: int, warmup: int = 5) -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def fwd_bwd(penalty, h, domains, **kw):
+    def step():
+        leaf = h.detach().requires_grad_(True)
+        penalty(leaf, domains, K, **kw).backward()
+
+    return step
+
+
+def main():
+    torch.manual_seed(0)
+    h = torch.randn(BATCH, D_S)
+    domains = torch.randint(0, K, (BATCH,))
+    rows = []
+    cases = [
+        ("minmax (top_k=5, mse)", penalties.minmax_penalty, naive_minmax_penalty, dict(top_k=TOP_K)),
+        ("mmd fixed bandwidth", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=50.0)),
+        ("mmd adaptive bandwidth", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=None)),
+    ]
+    for name, fast, naive, kw in cases:
+        t_fast = timed(fwd_bwd(fast, h, domains, **kw), 20)
+        t_naive = timed(fwd_bwd(naive, h, domains, **kw), 3, warmup=1)
+        rows.append((name, t_fast, t_naive))
+
+    # A full training step (forward, both penalties, backward, Adam update) with each implementation.
+    x = torch.randn(BATCH, X_DIM)
+    batch = (x, None, domains)
+
+    def make_step(naive: bool):
+        module = MultiDomainAutoencoder(
+            linear_autoencoder(X_DIM, Z_DIM), K, D_S, D_S,
+            penalty_criterion={"minmax": 1.0, "mmd": 1.0}, mmd_loss={"fix_sigma": None},
+        )
+        if naive:
+            module.penalty_terms = lambda hs, d: {
+                "minmax": naive_minmax_penalty(hs, d, K, top_k=TOP_K),
+                "mmd": naive_mmd_penalty(hs, d, K, fix_sigma=None),
+            }
+        opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+
+        def step():
+            opt.zero_grad()
+            module.losses(batch[0], batch[2])[0].backward()
+            opt.step()
+
+        return step
+
+    rows.append(("training step (minmax + mmd)", timed(make_step(False), 10), timed(make_step(True), 3, warmup=1)))
+
+    print(f"batch={BATCH} z_dim={Z_DIM} stable={D_S} domains={K} top_k={TOP_K} torch threads={torch.get_num_threads()}")
+    print(f"{'forward+backward':34s} {'vectorised ms':>14s} {'naive loop ms':>14s} {'speed-up':>9s}")
+    for name, fast, naive in rows:
+        print(f"{name:34s} {fast * 1e3:14.2f} {naive * 1e3:14.1f} {naive / fast:8.1f}x")
+
+
+if __name__ == "__main__":
+    main()
