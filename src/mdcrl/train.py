@@ -22,11 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from mdcrl import __version__
 from mdcrl.data import MultiDomainData, MultiDomainDataModule, generate_mixing_data
+from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
 from mdcrl.io import write_json_atomic, write_text_atomic
 from mdcrl.metrics import HEADLINE, evaluate_latents
 from mdcrl.models.autoencoders import build_autoencoder
 from mdcrl.models.module import MultiDomainAutoencoder
-from mdcrl.validation import validate_config
+from mdcrl.validation import ConfigError, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,16 @@ def build_data(cfg: DictConfig) -> MultiDomainData:
     name = cfg.datamodule.name
     if name == "mixing":
         return generate_mixing_data(cfg.datamodule.dataset, int(cfg.seed))
+    if name == "mixing_encoded":
+        data, _ = load_encoded(cfg.run_path, expected_kind="mixing")
+        return rescale_to_range(data, *cfg.datamodule.rescale_range)
     raise ValueError(f"datamodule.name={name!r} is not supported")
+
+
+def save_encodings(run_dir: Path, module: MultiDomainAutoencoder, cfg: DictConfig, data: MultiDomainData) -> None:
+    """Stage 1: encode every split with the (best) weights now in the module and save them."""
+    encodings = {name: module.encode(split.x) for name, split in data.splits.items()}
+    save_encoded(run_dir, encodings, data, OmegaConf.to_container(cfg.datamodule, resolve=True))
 
 
 def model_dims(model_cfg: DictConfig, data: MultiDomainData) -> tuple[int, int]:
@@ -175,6 +185,10 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     """Validate, generate data, fit, evaluate and write the run directory. Returns the metrics."""
     validate_config(cfg)
     run_dir = Path(run_dir) if run_dir is not None else current_run_dir()
+    if cfg.get("run_path") and Path(cfg.run_path).resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
+        raise ConfigError(f"the run directory {run_dir} lies inside run_path={cfg.run_path}; stage 2 never writes there.")
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    data = build_data(cfg)  # before anything is written: a bad run_path leaves no trace
     run_dir.mkdir(parents=True, exist_ok=True)
     tags = list(cfg.logger.wandb.tags or [])
     info = {"status": "running", "tags": tags, "seed": int(cfg.seed), "mdcrl_version": __version__, "started": time.time()}
@@ -182,8 +196,6 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     write_json_atomic(run_dir / "run.json", info)
     start = time.perf_counter()
     try:
-        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-        data = build_data(cfg)
         datamodule = MultiDomainDataModule(data, int(cfg.datamodule.batch_size), seed=int(cfg.seed))
         module = build_module(cfg, data)
         trainer = build_trainer(cfg, run_dir)
@@ -191,6 +203,8 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
         info["best_checkpoint"] = load_best_weights(module, trainer)
         info["epochs"] = int(trainer.current_epoch)
         metrics = evaluate(module, datamodule, nonlinear=bool(cfg.get("nonlinear_probe", True)))
+        if cfg.model.get("save_encoded_data", False):
+            save_encodings(run_dir, module, cfg, data)
     except BaseException as err:
         info.update(status="failed", error=f"{type(err).__name__}: {err}", wall_time_s=time.perf_counter() - start)
         write_json_atomic(run_dir / "run.json", info)

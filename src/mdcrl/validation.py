@@ -54,6 +54,10 @@ def validate_mixing_dataset(ds, min_per_domain: int) -> None:
             ds.non_linearity == "polynomial",
             f"{p}.non_linearity={ds.non_linearity!r} is unknown; the supported value is 'polynomial'.",
         )
+        _require(
+            int(ds.polynomial_degree) >= 1,
+            f"{p}.polynomial_degree={ds.polynomial_degree} must be >= 1 (1 = affine, 2 = quadratic, ...).",
+        )
 
 
 def validate_model(model) -> None:
@@ -97,3 +101,11 @@ def validate_config(cfg) -> None:
     _require(int(cfg.datamodule.batch_size) >= 1, f"datamodule.batch_size={cfg.datamodule.batch_size} must be >= 1.")
     if cfg.datamodule.name == "mixing":
         validate_mixing_dataset(cfg.datamodule.dataset, max(2, int(cfg.model.minmax_loss.top_k)))
+    if cfg.datamodule.name.endswith("_encoded"):
+        _require(
+            cfg.get("run_path") not in (None, ""),
+            f"datamodule={cfg.datamodule.name} needs run_path=<a stage-1 run directory> "
+            "(a run made with model.save_encoded_data=True).",
+        )
+        low, high = cfg.datamodule.rescale_range
+        _require(low < high, f"datamodule.rescale_range=[{low}, {high}] must have low < high.")

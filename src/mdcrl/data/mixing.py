@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
@@ -93,35 +95,76 @@ def sample_latents(
     return np.concatenate([z_s, z_u], axis=1)
 
 
-def linear_mixing_matrix(rng: np.random.Generator, z_dim: int, x_dim: int) -> np.ndarray:
-    """G in R^{d x n}, entries Uniform[0, 1], redrawn until x = z G is injective (rank d)."""
-    for _ in range(100):
-        g = rng.uniform(0.0, 1.0, size=(z_dim, x_dim))
-        if np.linalg.matrix_rank(g) == z_dim:
-            return g
-    raise RuntimeError("could not draw a full-rank mixing matrix")  # probability ~0 for x_dim >= z_dim
-
-
 def generate_mixing_data(dataset_cfg, seed: int) -> MultiDomainData:
     z_dim, d_s, x_dim = mixing_dims(dataset_cfg)
     k = int(dataset_cfg.num_domains)
     rng = np.random.default_rng(seed)
     boxes = sample_domain_boxes(rng, k, z_dim - d_s, list(dataset_cfg.domain_dist_ranges))
     mixing = make_mixing_function(rng, dataset_cfg, z_dim, x_dim)
-    splits = {}
+    latents = {}
     for name in SPLITS:
         domain = domain_labels(int(dataset_cfg.num_samples[name]), k)
         z = sample_latents(
             rng, domain, d_s, boxes, list(dataset_cfg.invariant_dist_params),
             bool(dataset_cfg.correlated_z), float(dataset_cfg.corr_prob),
         )
-        splits[name] = Split(mixing(z).astype(np.float32), z.astype(np.float32), domain)
+        latents[name] = (z, domain)
+    mixing.fit(latents["train"][0])
+    splits = {name: Split(mixing(z).astype(np.float32), z.astype(np.float32), d) for name, (z, d) in latents.items()}
     metadata = {"kind": "mixing", "z_dim": z_dim, "z_dim_invariant": d_s, "x_dim": x_dim, "domain_boxes": boxes.tolist()}
     return MultiDomainData(splits, k, d_s, metadata)
 
 
+class LinearMixing:
+    """x = z G, G in R^{d x n} with Uniform[0, 1] entries, redrawn until full rank (injective)."""
+
+    def __init__(self, rng: np.random.Generator, z_dim: int, x_dim: int):
+        for _ in range(100):
+            self.matrix = rng.uniform(0.0, 1.0, size=(z_dim, x_dim))
+            if np.linalg.matrix_rank(self.matrix) == z_dim:
+                return
+        raise RuntimeError("could not draw a full-rank mixing matrix")  # probability ~0 for x_dim >= z_dim
+
+    def fit(self, z_train: np.ndarray) -> None:
+        pass
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return z @ self.matrix
+
+
+class PolynomialMixing:
+    """x = standardise(affine(z) + s * higher(z)): a Gaussian linear map of all distinct monomials of z
+    up to ``degree``. The degree >= 2 part is rescaled to twice the largest magnitude of the affine
+    part (as the reference does) and x is then standardised per coordinate; s, the mean and the std
+    come from the train split and are reused unchanged for valid and test."""
+
+    def __init__(self, rng: np.random.Generator, z_dim: int, x_dim: int, degree: int):
+        self.plan = monomial_plan(z_dim, degree)
+        self.weights = rng.normal(size=(num_monomials(z_dim, degree), x_dim))
+        self.n_affine = 1 + z_dim
+        self.scale, self.mean, self.std = 1.0, 0.0, 1.0
+
+    def _parts(self, z: np.ndarray):
+        features = monomial_features(z, self.plan)
+        affine = features[:, : self.n_affine] @ self.weights[: self.n_affine]
+        higher = features[:, self.n_affine :] @ self.weights[self.n_affine :]
+        return affine, higher
+
+    def fit(self, z_train: np.ndarray) -> None:
+        affine, higher = self._parts(z_train)
+        peak = np.abs(higher).max() if higher.size else 0.0
+        self.scale = 2.0 * np.abs(affine).max() / peak if peak > 0 else 1.0
+        x = affine + self.scale * higher
+        self.mean, self.std = x.mean(axis=0), x.std(axis=0) + 1e-8
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        affine, higher = self._parts(z)
+        return (affine + self.scale * higher - self.mean) / self.std
+
+
 def make_mixing_function(rng: np.random.Generator, dataset_cfg, z_dim: int, x_dim: int):
     if dataset_cfg.linear:
-        g = linear_mixing_matrix(rng, z_dim, x_dim)
-        return lambda z: z @ g
-    raise NotImplementedError(f"non_linearity={dataset_cfg.non_linearity!r} is not implemented yet")
+        return LinearMixing(rng, z_dim, x_dim)
+    if dataset_cfg.non_linearity == "polynomial":
+        return PolynomialMixing(rng, z_dim, x_dim, int(dataset_cfg.polynomial_degree))
+    raise ValueError(f"datamodule.dataset.non_linearity={dataset_cfg.non_linearity!r} is unknown; use 'polynomial'")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
 
 
 class Autoencoder(nn.Module):
@@ -21,7 +24,46 @@ def linear_autoencoder(x_dim: int, z_dim: int) -> Autoencoder:
     return Autoencoder(nn.Linear(x_dim, z_dim), nn.Linear(z_dim, x_dim))
 
 
-AUTOENCODERS = {"linear": linear_autoencoder}
+def mlp(dims: list[int], negative_slope: float = 0.01, batch_norm: bool = False) -> nn.Sequential:
+    """Linear layers with LeakyReLU (and optional batch norm) between them, none after the last."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(dims) - 2:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(b))
+            layers.append(nn.LeakyReLU(negative_slope))
+    return nn.Sequential(*layers)
+
+
+class PolynomialDecoder(nn.Module):
+    """x_hat = W [1, monomials of z_hat up to degree]: the decoder class that matches polynomial mixing."""
+
+    def __init__(self, z_dim: int, x_dim: int, degree: int):
+        super().__init__()
+        self.plan_size = degree - 1
+        for q, (parent, variable) in enumerate(monomial_plan(z_dim, degree)):
+            self.register_buffer(f"parent_{q}", torch.from_numpy(parent), persistent=False)
+            self.register_buffer(f"variable_{q}", torch.from_numpy(variable), persistent=False)
+        self.linear = nn.Linear(num_monomials(z_dim, degree) - 1, x_dim)  # its bias is the constant monomial
+
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        plan = [(getattr(self, f"parent_{q}"), getattr(self, f"variable_{q}")) for q in range(self.plan_size)]
+        return monomial_features(z, plan, include_constant=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.features(z))
+
+
+def polynomial_autoencoder(
+    x_dim: int, z_dim: int, degree: int, hidden_dims: list[int] = (200, 200), negative_slope: float = 0.01
+) -> Autoencoder:
+    """MLP encoder (LeakyReLU) with a polynomial decoder (polynomial stage 1)."""
+    encoder = mlp([x_dim, *hidden_dims, z_dim], negative_slope)
+    return Autoencoder(encoder, PolynomialDecoder(z_dim, x_dim, degree))
+
+
+AUTOENCODERS = {"linear": linear_autoencoder, "poly": polynomial_autoencoder}
 
 
 def build_autoencoder(ae_cfg, x_dim: int, z_dim: int) -> Autoencoder:

@@ -1,0 +1,130 @@
+"""Encoded datasets of the two-stage pipeline (SPEC 4).
+
+Stage 1 writes, in its run directory:
+  encoded/{train,valid,test}.safetensors   z_hat, z, domain (no pickles: safetensors loads no code)
+  encoded/metadata.json                    format, kind, dimensions, domains, the generating config,
+                                           and the sha256 of each split file; written last, so a
+                                           stage 1 that died while encoding has no metadata.json
+Stage 2 (run_path=...) reads them, checks them, and never writes into the stage-1 directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from mdcrl.data.mixing import SPLITS, MultiDomainData, Split
+from mdcrl.io import write_json_atomic
+
+FORMAT = "mdcrl-encoded-v1"
+ENCODED_DIR = "encoded"
+
+
+class EncodedDataError(ValueError):
+    """A run_path that does not hold a complete, intact stage-1 encoding of the expected dataset."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_encoded(run_dir: Path, encodings: dict[str, np.ndarray], data: MultiDomainData, dataset_config: dict) -> Path:
+    """Write the stage-1 encodings of every split, then their metadata (the completion marker)."""
+    out = Path(run_dir) / ENCODED_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name in SPLITS:
+        split = data.splits[name]
+        path = out / f"{name}.safetensors"
+        tmp = path.with_suffix(".tmp")
+        save_file(
+            {"z_hat": np.ascontiguousarray(encodings[name], dtype=np.float32), "z": split.z, "domain": split.domain},
+            str(tmp),
+        )
+        tmp.replace(path)
+        files[name] = {"file": path.name, "num_samples": len(split), "sha256": _sha256(path)}
+    metadata = {
+        "format": FORMAT,
+        "kind": data.metadata.get("kind"),
+        "num_domains": data.num_domains,
+        "z_dim_invariant_true": data.z_dim_invariant_true,
+        "z_dim_true": data.z_dim_true,
+        "z_hat_dim": int(encodings["train"].shape[1]),
+        "splits": files,
+        "dataset": dataset_config,
+    }
+    write_json_atomic(out / "metadata.json", metadata)
+    return out
+
+
+def load_encoded(run_path: str | Path, expected_kind: str) -> tuple[MultiDomainData, dict]:
+    """Read and check a stage-1 run's encodings. Raises EncodedDataError naming the path and the problem."""
+    run_path = Path(run_path).expanduser()
+    if not run_path.is_dir():
+        raise EncodedDataError(f"run_path={str(run_path)!r} does not exist or is not a directory; pass a stage-1 run directory.")
+    meta_path = run_path / ENCODED_DIR / "metadata.json"
+    if not meta_path.exists():
+        status = _run_status(run_path)
+        if status == "finished":
+            raise EncodedDataError(
+                f"run_path={str(run_path)!r} is not a stage-1 run: it has no {ENCODED_DIR}/metadata.json "
+                "(run stage 1 with model.save_encoded_data=True)."
+            )
+        raise EncodedDataError(
+            f"run_path={str(run_path)!r} is incomplete: no {ENCODED_DIR}/metadata.json and run status {status!r} "
+            "(stage 1 was interrupted or is still running); rerun stage 1 with model.save_encoded_data=True."
+        )
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise EncodedDataError(f"{meta_path} is corrupt ({err}); rerun stage 1.") from err
+    if metadata.get("format") != FORMAT:
+        raise EncodedDataError(f"{meta_path} has format {metadata.get('format')!r}, expected {FORMAT!r}.")
+    if metadata.get("kind") != expected_kind:
+        raise EncodedDataError(
+            f"run_path={str(run_path)!r} holds encodings of a {metadata.get('kind')!r} dataset, but this datamodule "
+            f"expects {expected_kind!r}; point run_path at a stage-1 run of the same dataset."
+        )
+    splits = {}
+    for name in SPLITS:
+        entry = metadata["splits"].get(name)
+        path = run_path / ENCODED_DIR / (entry or {}).get("file", f"{name}.safetensors")
+        if entry is None or not path.exists():
+            raise EncodedDataError(f"{path} is missing: the stage-1 encoding of run_path={str(run_path)!r} is incomplete.")
+        if _sha256(path) != entry["sha256"]:
+            raise EncodedDataError(f"{path} is corrupt (its checksum does not match {meta_path}); rerun stage 1.")
+        try:
+            arrays = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise EncodedDataError(f"{path} is corrupt ({err}); rerun stage 1.") from err
+        splits[name] = Split(arrays["z_hat"], arrays["z"], arrays["domain"].astype(np.int64))
+    data = MultiDomainData(splits, int(metadata["num_domains"]), int(metadata["z_dim_invariant_true"]), {"kind": expected_kind + "_encoded"})
+    return data, metadata
+
+
+def rescale_to_range(data: MultiDomainData, low: float, high: float) -> MultiDomainData:
+    """Affinely map each z_hat coordinate so that the train split spans [low, high]; valid and test
+    use the train split's statistics (no peeking)."""
+    train = data.splits["train"].x
+    lo, hi = train.min(axis=0), train.max(axis=0)
+    scale = (high - low) / np.maximum(hi - lo, 1e-12)
+    splits = {
+        name: Split(((s.x - lo) * scale + low).astype(np.float32), s.z, s.domain) for name, s in data.splits.items()
+    }
+    return MultiDomainData(splits, data.num_domains, data.z_dim_invariant_true, data.metadata)
+
+
+def _run_status(run_path: Path) -> str:
+    try:
+        return json.loads((run_path / "run.json").read_text()).get("status", "unknown")
+    except (OSError, json.JSONDecodeError):
+        return "unknown"
