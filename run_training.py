@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="src/mdcrl/configs", config_name="train")
 def main(cfg: DictConfig) -> None:
     from mdcrl.train import run  # imported here so that --cfg/--help stay fast
 

@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-CONFIG_DIR = str(ROOT / "configs")
+CONFIG_DIR = str(ROOT / "src" / "mdcrl" / "configs")
 
 # Overrides that shrink a run to a second or two for tests.
 TINY = [

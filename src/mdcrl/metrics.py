@@ -130,3 +130,30 @@ def split_half_r2(h: np.ndarray, z: np.ndarray, h_dim_invariant: int, z_dim_inva
         "r2_zinv_from_hinv": heldout_r2(hs[:half], z[:half, :z_dim_invariant], hs[half:], z[half:, :z_dim_invariant]),
         "r2_zsp_from_hinv": heldout_r2(hs[:half], z[:half, z_dim_invariant:], hs[half:], z[half:, z_dim_invariant:]),
     }
+
+
+def invariance_diagnostics(h: np.ndarray, domains: np.ndarray, h_dim_invariant: int, seed: int = 0) -> dict:
+    """Checks that need no ground truth. For the stable block (and the spurious block, for contrast):
+    how far the per-domain min, max and variance of each coordinate spread across domains, relative
+    to the coordinate's overall std (variance: overall variance), averaged over coordinates; and how
+    well a logistic probe (fitted on half the rows, scored on the other half) tells the domain from
+    the stable block, next to chance (the largest domain's share)."""
+    out = {}
+    labels = np.unique(domains)
+    for block, cols in (("stable", slice(0, h_dim_invariant)), ("spurious", slice(h_dim_invariant, None))):
+        hb = h[:, cols]
+        if hb.shape[1] == 0:
+            continue
+        std = hb.std(axis=0) + 1e-12
+        per = np.stack([[hb[domains == d].min(0), hb[domains == d].max(0), hb[domains == d].var(0)] for d in labels])
+        spread = per.max(axis=0) - per.min(axis=0)  # (3, coords)
+        out[f"{block}_min_spread"] = float((spread[0] / std).mean())
+        out[f"{block}_max_spread"] = float((spread[1] / std).mean())
+        out[f"{block}_var_spread"] = float((spread[2] / std**2).mean())
+    order = shuffled_order(len(h), seed)
+    half = len(h) // 2
+    train, test = order[:half], order[half:]
+    if len(np.unique(domains[train])) > 1:
+        out["domain_acc_stable"] = domain_accuracy(h[train, :h_dim_invariant], domains[train], h[test, :h_dim_invariant], domains[test])
+    out["domain_acc_chance"] = float(np.bincount(domains).max() / len(domains))
+    return out

@@ -23,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from mdcrl import __version__
 from mdcrl.data import MultiDomainData, MultiDomainDataModule, generate_mixing_data
 from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
+from mdcrl.data.tables import arrays_to_data, read_table
 from mdcrl.io import write_json_atomic, write_text_atomic
-from mdcrl.metrics import HEADLINE, evaluate_latents
+from mdcrl.metrics import HEADLINE, evaluate_latents, invariance_diagnostics
 from mdcrl.models.autoencoders import build_autoencoder
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.validation import ConfigError, validate_config
@@ -39,6 +40,13 @@ def build_data(cfg: DictConfig) -> MultiDomainData:
     if name == "mixing_encoded":
         data, _ = load_encoded(cfg.run_path, expected_kind="mixing")
         return rescale_to_range(data, *cfg.datamodule.rescale_range)
+    if name == "from_file":
+        dm = cfg.datamodule
+        x, domains, z = read_table(dm.path, dm.domain_column, dm.latent_columns)
+        return arrays_to_data(
+            x, domains, z, dm.z_dim_invariant_true, dm.valid_fraction, dm.test_fraction, dm.standardize,
+            int(cfg.seed), min_per_domain=max(2, int(cfg.model.minmax_loss.top_k)),
+        )
     raise ValueError(f"datamodule.name={name!r} is not supported")
 
 
@@ -55,6 +63,13 @@ def model_dims(model_cfg: DictConfig, data: MultiDomainData) -> tuple[int, int]:
     if d_s is None:
         fraction = model_cfg.get("z_dim_invariant_fraction")
         d_s = int(z_dim * fraction) if fraction is not None else data.z_dim_invariant_true
+    if not z_dim:
+        raise ConfigError("the data has no ground-truth latents to size the model: set model.z_dim=<latent dimension>.")
+    if not 1 <= d_s < z_dim:
+        raise ConfigError(
+            f"model.z_dim_invariant={d_s} must be between 1 and model.z_dim - 1 = {z_dim - 1}; "
+            "set model.z_dim_invariant (or model.z_dim_invariant_fraction)."
+        )
     return int(z_dim), int(d_s)
 
 
@@ -151,10 +166,13 @@ def evaluate(module: MultiDomainAutoencoder, datamodule: MultiDomainDataModule, 
     h_train, h_test = module.encode(train.x), module.encode(test.x)
     if not (np.isfinite(h_train).all() and np.isfinite(h_test).all()):
         raise FloatingPointError("the trained encoder produces non-finite latents; see the run's csv/metrics.csv")
-    metrics = evaluate_latents(
-        h_train, train.z, train.domain, h_test, test.z, test.domain,
-        module.z_dim_invariant, datamodule.data.z_dim_invariant_true, nonlinear=nonlinear,
-    )
+    metrics = {}
+    if train.z.shape[1]:  # ground truth known: the SPEC 5 regressions
+        metrics = evaluate_latents(
+            h_train, train.z, train.domain, h_test, test.z, test.domain,
+            module.z_dim_invariant, datamodule.data.z_dim_invariant_true, nonlinear=nonlinear,
+        )
+    metrics["diagnostics"] = invariance_diagnostics(h_test, test.domain, module.z_dim_invariant)
     losses = split_losses(module, datamodule.test_dataloader())
     metrics["recon_mse"] = losses["recon_mse"]
     metrics["penalty"] = losses["penalty"]
@@ -183,12 +201,20 @@ def current_run_dir() -> Path:
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     """Validate, generate data, fit, evaluate and write the run directory. Returns the metrics."""
+    return fit_run(cfg, run_dir)[1]
+
+
+def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData | None = None):
+    """The whole run; returns (trained module with its best weights, metrics). ``data`` replaces the
+    configured datamodule's data (the estimator API passes its arrays this way)."""
     validate_config(cfg)
     run_dir = Path(run_dir) if run_dir is not None else current_run_dir()
     if cfg.get("run_path") and Path(cfg.run_path).resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
         raise ConfigError(f"the run directory {run_dir} lies inside run_path={cfg.run_path}; stage 2 never writes there.")
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    data = build_data(cfg)  # before anything is written: a bad run_path leaves no trace
+    if data is None:
+        data = build_data(cfg)  # before anything is written: a bad run_path or file leaves no trace
+    model_dims(cfg.model, data)
     run_dir.mkdir(parents=True, exist_ok=True)
     tags = list(cfg.logger.wandb.tags or [])
     info = {"status": "running", "tags": tags, "seed": int(cfg.seed), "mdcrl_version": __version__, "started": time.time()}
@@ -214,4 +240,4 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     write_json_atomic(run_dir / "run.json", info)
     if cfg.get("print_metrics", True):
         print_metrics(metrics, f"mdcrl metrics (test split) - {run_dir}")
-    return metrics
+    return module, metrics

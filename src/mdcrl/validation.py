@@ -101,6 +101,11 @@ def validate_config(cfg) -> None:
     _require(int(cfg.datamodule.batch_size) >= 1, f"datamodule.batch_size={cfg.datamodule.batch_size} must be >= 1.")
     if cfg.datamodule.name == "mixing":
         validate_mixing_dataset(cfg.datamodule.dataset, max(2, int(cfg.model.minmax_loss.top_k)))
+    if cfg.datamodule.name == "from_file":
+        dm = cfg.datamodule
+        _require(dm.get("path") not in (None, ""), "datamodule=from_file needs datamodule.path=<your .npz, .csv or .parquet file>.")
+        for key in ("valid_fraction", "test_fraction"):
+            _require(0.0 <= float(dm[key]) < 0.5, f"datamodule.{key}={dm[key]} must be in [0, 0.5).")
     if cfg.datamodule.name.endswith("_encoded"):
         _require(
             cfg.get("run_path") not in (None, ""),

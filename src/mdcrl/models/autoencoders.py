@@ -63,7 +63,17 @@ def polynomial_autoencoder(
     return Autoencoder(encoder, PolynomialDecoder(z_dim, x_dim, degree))
 
 
-AUTOENCODERS = {"linear": linear_autoencoder, "poly": polynomial_autoencoder}
+def mlp_autoencoder(
+    x_dim: int, z_dim: int, hidden_dims: list[int] = (128, 128), negative_slope: float = 0.01, batch_norm: bool = False
+) -> Autoencoder:
+    """MLP encoder and mirrored MLP decoder."""
+    hidden = list(hidden_dims)
+    return Autoencoder(
+        mlp([x_dim, *hidden, z_dim], negative_slope, batch_norm), mlp([z_dim, *hidden[::-1], x_dim], negative_slope, batch_norm)
+    )
+
+
+AUTOENCODERS = {"linear": linear_autoencoder, "poly": polynomial_autoencoder, "mlp": mlp_autoencoder}
 
 
 def build_autoencoder(ae_cfg, x_dim: int, z_dim: int) -> Autoencoder:

@@ -1,0 +1,118 @@
+"""The estimator API and the data-file entry point (datamodule=from_file)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import ROOT
+from mdcrl import InvariantAutoencoder
+from mdcrl.data.mixing import generate_mixing_data
+from mdcrl.data.tables import DataInputError
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    cfg = OmegaConf.load(ROOT / "configs" / "datamodule" / "mixing.yaml").dataset
+    cfg.num_samples = {"train": 10000, "valid": 400, "test": 400}
+    return generate_mixing_data(cfg, seed=0).splits["train"]
+
+
+def small(**kw):
+    return InvariantAutoencoder(**{"z_dim": 8, "z_dim_invariant": 4, "seed": 0, "test_fraction": 0.1, **kw})
+
+
+@pytest.fixture(scope="module")
+def fitted(dataset):
+    est = small(max_epochs=300)
+    est.fit(dataset.x, dataset.domain, z=dataset.z, z_dim_invariant_true=4)
+    return est
+
+
+def test_fit_recovers_the_stable_block(fitted, dataset):
+    assert fitted.metrics_["r2_zinv_from_hinv"] >= 0.95
+    assert fitted.metrics_["r2_zsp_from_hinv"] <= 0.05
+    assert fitted.transform(dataset.x).shape == (len(dataset.x), 8)
+    assert np.array_equal(fitted.stable_latents(dataset.x), fitted.transform(dataset.x)[:, :4])
+    diag = fitted.score(dataset.x, dataset.domain)
+    assert diag["reconstruction_mse"] < 0.01
+    assert diag["stable_min_spread"] < diag["spurious_min_spread"] / 4
+    assert diag["domain_acc_stable"] < diag["domain_acc_chance"] + 0.1
+
+
+def test_save_load_gives_identical_transform(fitted, dataset, tmp_path):
+    fitted.save(tmp_path / "model")
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {"estimator.json", "weights.safetensors"}
+    again = InvariantAutoencoder.load(tmp_path / "model")
+    assert np.array_equal(again.transform(dataset.x), fitted.transform(dataset.x))
+
+
+@pytest.mark.parametrize("suffix", ["npz", "csv", "parquet"])
+def test_file_entry_point_matches_estimator(dataset, tmp_path, suffix):
+    rows = slice(0, None, 6)  # splits are stored domain by domain: a stride keeps all 4 domains
+    x, d, z = dataset.x[rows], dataset.domain[rows], dataset.z[rows]
+    path = tmp_path / f"data.{suffix}"
+    if suffix == "npz":
+        np.savez(path, x=x, domain=d, z=z)
+        latent = "[]"
+    else:
+        frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+        frame["site"] = np.array(["a", "b", "c", "d"])[d]  # string domain labels are fine
+        for i in range(z.shape[1]):
+            frame[f"z{i}"] = z[:, i]
+        frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path)
+        latent = "[" + ",".join(f"z{i}" for i in range(z.shape[1])) + "]"
+    column = "domain" if suffix == "npz" else "site"
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable, "run_training.py", "datamodule=from_file", f"datamodule.path={path}",
+        f"datamodule.domain_column={column}", f"datamodule.latent_columns={latent}", "datamodule.z_dim_invariant_true=4",
+        "datamodule.batch_size=1024", "model.z_dim=8", "model.z_dim_invariant=4", "trainer.max_epochs=5", "seed=0",
+        "nonlinear_probe=true", "trainer.enable_progress_bar=false", "~callbacks.visualization_callback", f"hydra.run.dir={run_dir}",
+    ]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from_file = json.loads((run_dir / "metrics.json").read_text())
+    est = small(max_epochs=5).fit(x, d, z=z, z_dim_invariant_true=4)
+    assert from_file["r2_zinv_from_hinv"] == pytest.approx(est.metrics_["r2_zinv_from_hinv"], abs=1e-6)
+    assert from_file["recon_mse"] == pytest.approx(est.metrics_["recon_mse"], abs=1e-6)
+    assert from_file["diagnostics"] == pytest.approx(est.metrics_["diagnostics"], abs=1e-6)
+
+
+def test_bad_arrays_are_rejected_before_any_work(dataset, tmp_path):
+    x, d = dataset.x[:400].copy(), dataset.domain[:400]
+    nan_x = x.copy()
+    nan_x[3, 2] = np.nan
+    cases = [
+        (dict(X=nan_x, domains=d), "NaN/inf values (first at row 3, column 2)"),
+        (dict(X=x, domains=d[:-1]), "X has 400 rows but domains has shape (399,)"),
+        (dict(X=x, domains=np.zeros(400)), "one domain"),
+        (dict(X=x, domains=np.r_[np.zeros(397), np.ones(3)]), "fewer than 5 samples"),
+        (dict(X=x.astype(str).astype(object) + "a", domains=d), "X must be numeric"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(DataInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            small(max_epochs=1).fit(kwargs["X"], kwargs["domains"], run_dir=tmp_path / "run")
+        assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="z_dim_invariant=8 must be between 1 and z_dim - 1"):
+        InvariantAutoencoder(z_dim=8, z_dim_invariant=8)
+
+
+def test_bad_files_are_rejected_with_the_problem_named(tmp_path):
+    from mdcrl.data.tables import read_table
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"], "domain": [0, 1]})
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    with pytest.raises(DataInputError, match=r"non-numeric feature columns \['b'\]"):
+        read_table(tmp_path / "text.csv")
+    with pytest.raises(DataInputError, match="no domain column 'site'"):
+        read_table(tmp_path / "text.csv", domain_column="site")
+    (tmp_path / "bad.parquet").write_bytes(b"not a parquet file")
+    with pytest.raises(DataInputError, match="could not be read"):
+        read_table(tmp_path / "bad.parquet")
+    with pytest.raises(DataInputError, match="does not exist"):
+        read_table(tmp_path / "missing.npz")
