@@ -3,6 +3,10 @@
 import hydra
 from omegaconf import DictConfig
 
+from mdcrl.resolvers import register_resolvers
+
+register_resolvers()  # at import: parallel sweep workers resolve hydra.sweep.subdir with it
+
 
 @hydra.main(version_base="1.3", config_path="src/mdcrl/configs", config_name="train")
 def main(cfg: DictConfig) -> None:

@@ -61,7 +61,7 @@ def test_linear_seed_command_runs_verbatim_end_to_end(tmp_path):
     command = LINEAR[3][: -len(" --multirun")] + SHRINK + f" hydra.sweep.dir={tmp_path} --multirun"
     result = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = tmp_path / "0"
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]  # one job: one run-<id> directory
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0.0 <= metrics["domain_acc_h"] <= 1.0
     info = json.loads((run_dir / "run.json").read_text())

@@ -124,5 +124,6 @@ def test_seed_polynomial_commands_run_verbatim(tmp_path):
     second += f" hydra.sweep.dir={tmp_path / 's2'} --multirun"
     result = subprocess.run(["bash", "-c", second], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    info = json.loads((tmp_path / "s2" / "0" / "run.json").read_text())
+    (run_dir,) = [p for p in (tmp_path / "s2").iterdir() if p.is_dir()]
+    info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and info["tags"] == ["poly-uniform", "minmax", "p3"]

@@ -11,6 +11,7 @@ Run directory (SPEC 7):
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from mdcrl import __version__
 from mdcrl.data import MultiDomainData, MultiDomainDataModule, generate_mixing_data
 from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
 from mdcrl.data.tables import arrays_to_data, read_table
-from mdcrl.io import write_json_atomic, write_text_atomic
+from mdcrl.io import read_json, write_json_atomic, write_text_atomic
 from mdcrl.metrics import HEADLINE, evaluate_latents, invariance_diagnostics
 from mdcrl.models.autoencoders import build_autoencoder
 from mdcrl.models.module import MultiDomainAutoencoder
@@ -193,6 +194,60 @@ def print_metrics(metrics: dict, title: str) -> None:
     Console().print(table)
 
 
+# Settings that change how a run is shown, not what it computes: ignored when a re-run sweep
+# decides whether a run directory already holds the same run.
+PRESENTATION_KEYS = ("print_metrics", "ckpt_path", "num_threads")
+
+
+def run_identity(cfg: DictConfig) -> dict:
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in PRESENTATION_KEYS:
+        plain.pop(key, None)
+    plain.get("trainer", {}).pop("enable_progress_bar", None)
+    return plain
+
+
+def previous_run_state(cfg: DictConfig, run_dir: Path) -> tuple[str, str | None]:
+    """("new" | "finished" | "unfinished", checkpoint to resume from) for a run directory.
+
+    A directory that holds another config (finished or not) is never reused: that is an error, and
+    nothing in it is touched.
+    """
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        return "new", None
+    if run_identity(OmegaConf.load(saved)) != run_identity(cfg):
+        raise ConfigError(
+            f"{run_dir} already holds a run with a different config; nothing was overwritten. Choose another "
+            "hydra.run.dir / hydra.sweep.dir, or delete that directory."
+        )
+    try:
+        read_json(run_dir / "metrics.json")
+        return "finished", None
+    except (OSError, ValueError):
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return "unfinished", (str(last) if last.exists() and not cfg.get("ckpt_path") else None)
+
+
+def set_threads(cfg: DictConfig) -> None:
+    """torch's intra-op threads: num_threads when set; in a parallel (joblib) sweep, the cores
+    divided by the number of workers, since small models slow down badly when oversubscribed."""
+    threads = cfg.get("num_threads")
+    if threads is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            n_jobs = int(HydraConfig.get().launcher.get("n_jobs") or 1)
+        except (ValueError, AttributeError, TypeError):
+            n_jobs = 1
+        if n_jobs < 0:  # joblib's convention: -1 = all cores
+            n_jobs = (os.cpu_count() or 1) + 1 + n_jobs
+        if n_jobs > 1:
+            threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def current_run_dir() -> Path:
     from hydra.core.hydra_config import HydraConfig
 
@@ -211,6 +266,11 @@ def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData 
     run_dir = Path(run_dir) if run_dir is not None else current_run_dir()
     if cfg.get("run_path") and Path(cfg.run_path).resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
         raise ConfigError(f"the run directory {run_dir} lies inside run_path={cfg.run_path}; stage 2 never writes there.")
+    state, resume_from = previous_run_state(cfg, run_dir)
+    if state == "finished":
+        log.info("%s already holds this run, finished: skipping it", run_dir)
+        return None, read_json(run_dir / "metrics.json")
+    set_threads(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if data is None:
         data = build_data(cfg)  # before anything is written: a bad run_path or file leaves no trace
@@ -218,6 +278,9 @@ def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData 
     run_dir.mkdir(parents=True, exist_ok=True)
     tags = list(cfg.logger.wandb.tags or [])
     info = {"status": "running", "tags": tags, "seed": int(cfg.seed), "mdcrl_version": __version__, "started": time.time()}
+    if resume_from:
+        info["resumed_from"] = resume_from
+        log.info("resuming the unfinished run in %s from %s", run_dir, resume_from)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     write_json_atomic(run_dir / "run.json", info)
     start = time.perf_counter()
@@ -225,7 +288,7 @@ def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData 
         datamodule = MultiDomainDataModule(data, int(cfg.datamodule.batch_size), seed=int(cfg.seed))
         module = build_module(cfg, data)
         trainer = build_trainer(cfg, run_dir)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path") or resume_from)
         info["best_checkpoint"] = load_best_weights(module, trainer)
         info["epochs"] = int(trainer.current_epoch)
         metrics = evaluate(module, datamodule, nonlinear=bool(cfg.get("nonlinear_probe", True)))

@@ -1,0 +1,234 @@
+"""Runs -> the paper's tables and plots.
+
+    mdcrl-report multirun/ [more run dirs ...] --out docs/results [--metrics r2_zinv_from_hinv ...]
+    python -m mdcrl.report ...
+
+Finds every run directory (one holding config.yaml) under the given paths and writes to --out:
+  report.md / report.csv   rows z_dim x num_domains, columns penalty x SCM (or tags with
+                           --columns tags); cells "mean ± std (n)" over seeds, one table per metric
+  <metric>.png             the metric against num_domains, one line per z_dim and column
+  problems                 failed, unfinished and unreadable runs, and cells that mix code versions
+                           or settings other than the seed, listed in report.md and printed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+HEADLINE_METRICS = ("r2_zinv_from_hinv", "r2_zsp_from_hinv")
+ROWS = ("z_dim", "num_domains")
+# Config entries that may differ between the seeds of one cell without mixing experiments.
+PER_RUN_KEYS = ("seed", "print_metrics", "ckpt_path", "num_threads", "trainer.enable_progress_bar", "logger")
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict
+    status: str  # finished | failed | unfinished | unreadable
+    metrics: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    problem: str = ""
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def load_run(path: Path) -> Run:
+    try:
+        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        return Run(path, {}, "unreadable", problem=f"config.yaml unreadable: {err}")
+    try:
+        info = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    metrics_path = path / "metrics.json"
+    if metrics_path.exists():
+        try:
+            return Run(path, config, "finished", json.loads(metrics_path.read_text()), info)
+        except ValueError as err:
+            return Run(path, config, "unreadable", info=info, problem=f"metrics.json is truncated or corrupt ({err})")
+    if info.get("status") == "failed":
+        return Run(path, config, "failed", info=info, problem=info.get("error", "failed"))
+    return Run(path, config, "unfinished", info=info, problem=f"no metrics.json (status {info.get('status', 'unknown')!r})")
+
+
+def find_runs(paths: list[Path]) -> list[Run]:
+    dirs = set()
+    for root in paths:
+        root = Path(root)
+        if (root / "config.yaml").exists():
+            dirs.add(root)
+        dirs.update(p.parent for p in root.rglob("config.yaml") if p.parent.name != ".hydra")
+    return [load_run(d) for d in sorted(dirs)]
+
+
+def penalty_name(config: dict) -> str:
+    criteria = (config.get("model") or {}).get("penalty_criterion") or {}
+    on = [name for name, weight in criteria.items() if weight and float(weight) > 0]
+    return "+".join(on) if on else "none"
+
+
+def scm_name(config: dict) -> str:
+    ds = (config.get("datamodule") or {}).get("dataset") or {}
+    if ds.get("correlated_z"):
+        return f"dynamic(p={ds.get('corr_prob')})"
+    return "independent"
+
+
+def describe(run: Run, columns: str) -> dict:
+    ds = (run.config.get("datamodule") or {}).get("dataset") or {}
+    row = {"z_dim": ds.get("z_dim", run.config.get("model", {}).get("z_dim")), "num_domains": ds.get("num_domains")}
+    if columns == "tags":
+        row["column"] = "/".join(run.info.get("tags") or []) or "untagged"
+    else:
+        row["column"] = f"{penalty_name(run.config)}, {scm_name(run.config)}"
+    return row
+
+
+def cell_problems(cell_runs: list[Run]) -> list[str]:
+    """Settings (other than per-run ones) or code versions that differ inside one cell."""
+    problems = []
+    flats = [_flatten(r.config) for r in cell_runs]
+    keys = set().union(*flats)
+    differing = sorted(
+        k for k in keys
+        if not any(k == p or k.startswith(p + ".") for p in PER_RUN_KEYS) and len({json.dumps(f.get(k)) for f in flats}) > 1
+    )
+    if differing:
+        problems.append(f"mixed settings {differing}")
+    versions = {r.info.get("mdcrl_version") for r in cell_runs}
+    if len(versions) > 1:
+        problems.append(f"mixed code versions {sorted(map(str, versions))}")
+    return problems
+
+
+def summarize(runs: list[Run], metrics: list[str], columns: str = "config") -> tuple[pd.DataFrame, list[str]]:
+    """Long table: one row per (z_dim, num_domains, column, metric) with mean, std (ddof=1), count."""
+    finished = [r for r in runs if r.status == "finished"]
+    records, problems = [], []
+    cells: dict[tuple, list[Run]] = {}
+    for run in finished:
+        d = describe(run, columns)
+        cells.setdefault((d["z_dim"], d["num_domains"], d["column"]), []).append(run)
+    for (z_dim, k, column), cell_runs in sorted(cells.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        for problem in cell_problems(cell_runs):
+            problems.append(f"z_dim={z_dim}, num_domains={k}, {column}: {problem}")
+        for metric in metrics:
+            values = np.array([r.metrics.get(metric, np.nan) for r in cell_runs], dtype=float)
+            values = values[np.isfinite(values)]
+            records.append({
+                "z_dim": z_dim, "num_domains": k, "column": column, "metric": metric,
+                "mean": values.mean() if len(values) else np.nan,
+                "std": values.std(ddof=1) if len(values) > 1 else np.nan,
+                "count": len(values),
+            })
+    return pd.DataFrame.from_records(records), problems
+
+
+def format_cell(mean: float, std: float, count: int) -> str:
+    if count == 0 or math.isnan(mean):
+        return "—"
+    spread = "—" if math.isnan(std) else f"{std:.3f}"
+    return f"{mean:.3f} ± {spread} ({count})"
+
+
+def markdown_tables(table: pd.DataFrame) -> str:
+    parts = []
+    for metric, sub in table.groupby("metric", sort=False):
+        sub = sub.assign(cell=[format_cell(m, s, c) for m, s, c in zip(sub["mean"], sub["std"], sub["count"])])
+        wide = sub.pivot_table(index=list(ROWS), columns="column", values="cell", aggfunc="first").fillna("—")
+        header = "| z_dim | num_domains | " + " | ".join(wide.columns) + " |"
+        lines = [f"### {metric}", "", header, "|" + "---|" * (len(wide.columns) + 2)]
+        for (z_dim, k), row in wide.iterrows():
+            lines.append(f"| {z_dim} | {k} | " + " | ".join(row.values) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def plot_metrics(table: pd.DataFrame, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    for metric, sub in table.groupby("metric", sort=False):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for (z_dim, column), line in sub.groupby(["z_dim", "column"]):
+            line = line.sort_values("num_domains")
+            ax.errorbar(line["num_domains"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3,
+                        label=f"z_dim={z_dim}, {column}")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("num_domains")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} (mean ± std over seeds)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"{metric}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def write_report(paths: list[Path], out: Path, metrics: list[str], columns: str = "config", plots: bool = True) -> dict:
+    """Gather the runs under ``paths`` and write report.md, report.csv and plots into ``out``."""
+    runs = find_runs(paths)
+    if not runs:
+        raise SystemExit(f"no run directories (with a config.yaml) under {', '.join(map(str, paths))}")
+    table, problems = summarize(runs, metrics, columns)
+    bad = [r for r in runs if r.status != "finished"]
+    problems += [f"{r.status}: {r.path}: {r.problem}" for r in bad]
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "report.csv", index=False)
+    finished = sum(r.status == "finished" for r in runs)
+    text = [f"# mdcrl report", "", f"{finished} finished runs of {len(runs)} found under {', '.join(map(str, paths))}.", ""]
+    text.append(markdown_tables(table) if len(table) else "No finished runs.")
+    if problems:
+        text += ["", "## Problems", ""] + [f"- {p}" for p in problems]
+    (out / "report.md").write_text("\n".join(text) + "\n")
+    if plots and len(table):
+        plot_metrics(table, out)
+    return {"runs": len(runs), "finished": finished, "problems": problems, "table": table}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mdcrl-report", description="Gather mdcrl runs into paper-style tables and plots.")
+    parser.add_argument("paths", nargs="+", type=Path, help="run directories or folders that contain them (searched recursively)")
+    parser.add_argument("--out", type=Path, default=Path("report"), help="where to write report.md, report.csv and the plots")
+    parser.add_argument("--metrics", nargs="+", default=list(HEADLINE_METRICS), help="metrics.json keys to tabulate")
+    parser.add_argument("--columns", choices=["config", "tags"], default="config",
+                        help="table columns: penalty x SCM from each run's config, or its tags")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"mdcrl-report: no such path: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    result = write_report(args.paths, args.out, args.metrics, args.columns, plots=not args.no_plots)
+    print((args.out / "report.md").read_text())
+    print(f"wrote {args.out / 'report.md'} and {args.out / 'report.csv'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Parallel, resumable sweeps and the report (issue 5)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from mdcrl.report import main as report_main
+from mdcrl.report import write_report
+
+TINY = [
+    "datamodule.dataset.num_samples.train=1200", "datamodule.dataset.num_samples.valid=400",
+    "datamodule.dataset.num_samples.test=400", "datamodule.batch_size=256", "nonlinear_probe=false",
+    "trainer.enable_progress_bar=false", "print_metrics=false", "~callbacks.visualization_callback",
+]
+
+
+def sweep_command(sweep_dir, *extra):
+    return [sys.executable, "run_training.py", *TINY, "datamodule.dataset.num_domains=2,4", "seed=1,2",
+            *extra, f"hydra.sweep.dir={sweep_dir}", "--multirun"]
+
+
+def run_dirs(sweep_dir):
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.startswith("run-"))
+
+
+def test_parallel_sweep_kill_rerun_skips_finished_resumes_killed_and_reports(tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = sweep_command(sweep, "trainer.max_epochs=150")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # Kill the whole sweep (launcher and workers) as soon as a run has checkpointed but not finished.
+    killed_in = None
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if sweep.exists():
+            for d in run_dirs(sweep):
+                if (d / "checkpoints" / "last.ckpt").exists() and not (d / "metrics.json").exists():
+                    killed_in = d
+            if killed_in:
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert killed_in is not None, "the sweep finished before it could be interrupted"
+    finished_before = {d: (d / "metrics.json").read_bytes() for d in run_dirs(sweep) if (d / "metrics.json").exists()}
+    mtimes = {d: (d / "metrics.json").stat().st_mtime_ns for d in finished_before}
+
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    dirs = run_dirs(sweep)
+    assert len(dirs) == 4
+    for d, content in finished_before.items():  # finished runs untouched
+        assert (d / "metrics.json").read_bytes() == content and (d / "metrics.json").stat().st_mtime_ns == mtimes[d]
+    info = json.loads((killed_in / "run.json").read_text())
+    assert info["status"] == "finished" and info["resumed_from"].endswith("last.ckpt")
+    assert all((d / "metrics.json").exists() for d in dirs)
+
+    # The report's cells against an independent computation from the metrics files.
+    out = tmp_path / "report"
+    result = write_report([sweep], out, ["r2_zinv_from_hinv", "r2_zsp_from_hinv"])
+    assert result["finished"] == 4 and not result["problems"]
+    table = result["table"]
+    for k in (2, 4):
+        values = []
+        for d in dirs:
+            cfg = (d / "config.yaml").read_text()
+            if f"num_domains: {k}\n" in cfg:
+                values.append(json.loads((d / "metrics.json").read_text())["r2_zsp_from_hinv"])
+        row = table[(table.num_domains == k) & (table.metric == "r2_zsp_from_hinv")].iloc[0]
+        assert row["count"] == 2
+        assert row["mean"] == pytest.approx(np.mean(values))
+        assert row["std"] == pytest.approx(np.std(values, ddof=1))
+        assert row["column"] == "minmax, independent"
+    md = (out / "report.md").read_text()
+    assert "| z_dim | num_domains | minmax, independent |" in md and "(2) |" in md
+    assert (out / "report.csv").exists() and (out / "r2_zinv_from_hinv.png").exists()
+
+
+def test_submitit_local_launcher_runs_a_tiny_sweep(tmp_path):
+    cmd = [sys.executable, "run_training.py", *TINY, "trainer.max_epochs=2", "datamodule.dataset.num_domains=2,4",
+           "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}", "--multirun"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len([d for d in run_dirs(tmp_path) if (d / "metrics.json").exists()]) == 2
+
+
+def _fake_run(path, metrics_text, lr=0.03, version="0.1.0", status="finished"):
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(
+        "seed: 1\ndatamodule:\n  dataset:\n    z_dim: 8\n    num_domains: 4\n    correlated_z: false\n"
+        f"model:\n  penalty_criterion:\n    minmax: 1.0\n    mmd: 0.0\n  optimizer:\n    lr: {lr}\n"
+    )
+    (path / "run.json").write_text(json.dumps({"status": status, "mdcrl_version": version, "tags": []}))
+    if metrics_text is not None:
+        (path / "metrics.json").write_text(metrics_text)
+
+
+def test_report_flags_bad_runs_and_still_reports_the_good_ones(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    _fake_run(runs / "a", json.dumps({"r2_zinv_from_hinv": 0.9, "r2_zsp_from_hinv": 0.1}))
+    _fake_run(runs / "b", json.dumps({"r2_zinv_from_hinv": 0.7, "r2_zsp_from_hinv": 0.3}), lr=0.001, version="0.0.9")
+    _fake_run(runs / "c", '{"r2_zinv_from_hi')  # truncated
+    _fake_run(runs / "d", None, status="failed")
+    result = write_report([runs], tmp_path / "out", ["r2_zinv_from_hinv"])
+    row = result["table"].iloc[0]
+    assert row["count"] == 2 and row["mean"] == pytest.approx(0.8)
+    problems = "\n".join(result["problems"])
+    assert "mixed settings ['model.optimizer.lr']" in problems and "mixed code versions" in problems
+    assert "metrics.json is truncated or corrupt" in problems and str(runs / "c") in problems
+    assert f"failed: {runs / 'd'}" in problems
+    assert "## Problems" in (tmp_path / "out" / "report.md").read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="no run directories"):
+        report_main([str(empty), "--out", str(tmp_path / "out2")])
+    assert report_main([str(tmp_path / "missing")]) == 2
+    assert "no such path" in capsys.readouterr().err
