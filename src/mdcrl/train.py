@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mdcrl import __version__
 from mdcrl.data import MultiDomainData, MultiDomainDataModule, generate_mixing_data
+from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cache, save_balls_cache
 from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
 from mdcrl.data.tables import arrays_to_data, read_table
 from mdcrl.io import read_json, write_json_atomic, write_text_atomic
@@ -38,9 +39,11 @@ def build_data(cfg: DictConfig) -> MultiDomainData:
     name = cfg.datamodule.name
     if name == "mixing":
         return generate_mixing_data(cfg.datamodule.dataset, int(cfg.seed))
-    if name == "mixing_encoded":
-        data, _ = load_encoded(cfg.run_path, expected_kind="mixing")
+    if name in ("mixing_encoded", "balls_encoded"):
+        data, _ = load_encoded(cfg.run_path, expected_kind=name.removesuffix("_encoded"))
         return rescale_to_range(data, *cfg.datamodule.rescale_range)
+    if name == "md_balls":
+        return build_balls_data(cfg)
     if name == "from_file":
         dm = cfg.datamodule
         x, domains, z = read_table(dm.path, dm.domain_column, dm.latent_columns)
@@ -49,6 +52,19 @@ def build_data(cfg: DictConfig) -> MultiDomainData:
             int(cfg.seed), min_per_domain=max(2, int(cfg.model.minmax_loss.top_k)),
         )
     raise ValueError(f"datamodule.name={name!r} is not supported")
+
+
+def build_balls_data(cfg: DictConfig) -> MultiDomainData:
+    """Generate the balls images, or load them from datamodule.data_dir (load_dataset=True);
+    with save_dataset=True, cache what was generated there."""
+    dm = cfg.datamodule
+    settings = balls_settings(dm.dataset, int(cfg.seed))
+    if dm.load_dataset:
+        return load_balls_cache(Path(dm.data_dir), settings)
+    data = generate_balls_data(dm.dataset, int(cfg.seed))
+    if dm.save_dataset:
+        save_balls_cache(data, Path(dm.data_dir), settings)
+    return data
 
 
 def save_encodings(run_dir: Path, module: MultiDomainAutoencoder, cfg: DictConfig, data: MultiDomainData) -> None:

@@ -5,6 +5,8 @@ Each error names the setting (as a Hydra override path) and how to fix it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from mdcrl.data.mixing import SPLITS, mixing_dims
@@ -60,6 +62,46 @@ def validate_mixing_dataset(ds, min_per_domain: int) -> None:
         )
 
 
+def validate_balls_dataset(dm, min_per_domain: int) -> None:
+    p = "datamodule.dataset"
+    ds = dm.dataset
+    r = float(ds.ball_size)
+    _require(0.0 < r < 0.5, f"{p}.ball_size={r} must be in (0, 0.5) (a radius as a fraction of the image side).")
+    k = int(ds.num_domains)
+    _require(k >= 2, f"{p}.num_domains={k} must be >= 2: invariance is defined across domains.")
+    n_inv, n_sp = int(ds.n_balls_invariant), int(ds.n_balls_spurious)
+    _require(n_inv >= 1 and n_sp >= 1, f"{p}.n_balls_invariant={n_inv} and n_balls_spurious={n_sp} must both be >= 1.")
+    _require(n_inv + n_sp <= 8, f"{p}: at most 8 balls in all (one fixed colour each), got {n_inv + n_sp}.")
+    low, high = list(ds.invariant_low), list(ds.invariant_high)
+    _require(len(low) == 2 and len(high) == 2, f"{p}.invariant_low/invariant_high must be [x, y] pairs, got {low} and {high}.")
+    _require(
+        all(0.0 <= a < b <= 1.0 for a, b in zip(low, high)),
+        f"{p}.invariant_low={low} must be below invariant_high={high} in both coordinates, inside [0, 1].",
+    )
+    # Balls of radius r fit side by side in a square of side s when ceil(sqrt(n)) * 2r <= s.
+    need_inv = 2 * r * math.ceil(math.sqrt(n_inv))
+    _require(
+        min(b - a for a, b in zip(low, high)) >= need_inv,
+        f"{p}: the invariant range {low}-{high} is too small to hold {n_inv} balls of ball_size={r} without overlap "
+        f"(each side needs >= {need_inv:.3f}); widen it or use smaller balls.",
+    )
+    box_min, box_max = list(ds.domain_box_size)
+    need_sp = 2 * r * math.ceil(math.sqrt(n_sp))
+    _require(
+        need_sp <= box_min <= box_max <= 1.0,
+        f"{p}.domain_box_size={[box_min, box_max]}: the spurious boxes are too small to hold {n_sp} balls of "
+        f"ball_size={r} without overlap (need {need_sp:.3f} <= min <= max <= 1).",
+    )
+    _require(0.0 <= float(ds.corr_prob) <= 1.0, f"{p}.corr_prob={ds.corr_prob} must be a probability in [0, 1].")
+    for name in SPLITS:
+        n = int(ds.num_samples[name])
+        _require(
+            n // k >= min_per_domain,
+            f"{p}.num_samples.{name}={n} gives {n // k} images per domain for {k} domains; need at least {min_per_domain}.",
+        )
+    _require(not (dm.save_dataset and dm.load_dataset), "datamodule.save_dataset and datamodule.load_dataset cannot both be True.")
+
+
 def validate_model(model) -> None:
     p = "model"
     criteria = dict(model.penalty_criterion)
@@ -101,6 +143,8 @@ def validate_config(cfg) -> None:
     _require(int(cfg.datamodule.batch_size) >= 1, f"datamodule.batch_size={cfg.datamodule.batch_size} must be >= 1.")
     if cfg.datamodule.name == "mixing":
         validate_mixing_dataset(cfg.datamodule.dataset, max(2, int(cfg.model.minmax_loss.top_k)))
+    if cfg.datamodule.name == "md_balls":
+        validate_balls_dataset(cfg.datamodule, max(2, int(cfg.model.minmax_loss.top_k)))
     if cfg.datamodule.name == "from_file":
         dm = cfg.datamodule
         _require(dm.get("path") not in (None, ""), "datamodule=from_file needs datamodule.path=<your .npz, .csv or .parquet file>.")

@@ -14,6 +14,11 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from mdcrl.data.mixing import MultiDomainData, Split
 
 
+def to_model_input(x: torch.Tensor) -> torch.Tensor:
+    """Images are stored as uint8 (4x less memory than float); the models see [-1, 1] floats."""
+    return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
+
+
 class IndexedTensors(Dataset):
     """A dataset whose items are whole batches: __getitem__ takes a list of row indices."""
 
@@ -25,7 +30,8 @@ class IndexedTensors(Dataset):
 
     def __getitem__(self, index):
         index = torch.as_tensor(index)
-        return tuple(t[index] for t in self.tensors)
+        x, z, domain = (t[index] for t in self.tensors)
+        return to_model_input(x), z, domain
 
 
 def batch_loader(split: Split, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:

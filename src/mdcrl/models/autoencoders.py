@@ -73,10 +73,14 @@ def mlp_autoencoder(
     )
 
 
-AUTOENCODERS = {"linear": linear_autoencoder, "poly": polynomial_autoencoder, "mlp": mlp_autoencoder}
+from mdcrl.models.resnet import resnet18_autoencoder  # noqa: E402  (resnet.py needs Autoencoder, above)
+
+AUTOENCODERS = {
+    "linear": linear_autoencoder, "poly": polynomial_autoencoder, "mlp": mlp_autoencoder, "resnet18": resnet18_autoencoder,
+}
 
 
-def build_autoencoder(ae_cfg, x_dim: int, z_dim: int) -> Autoencoder:
+def build_autoencoder(ae_cfg, x_dim, z_dim: int) -> Autoencoder:
     name = ae_cfg.name
     if name not in AUTOENCODERS:
         raise ValueError(f"model.autoencoder.name={name!r} is unknown; choose one of {sorted(AUTOENCODERS)}")

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mdcrl import penalties
+from mdcrl.data.datamodule import to_model_input
 from mdcrl.metrics import split_half_r2
 
 
@@ -131,7 +132,11 @@ class MultiDomainAutoencoder(L.LightningModule):
 
     # -- inference ---------------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    def encode(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         self.eval()
-        out = [self.autoencoder.encoder(torch.from_numpy(x[i : i + batch_size]).to(self.device)).cpu().numpy() for i in range(0, len(x), batch_size)]
+        batch_size = batch_size or (4096 if x.ndim == 2 else 256)  # images: bound the activation memory
+        out = [
+            self.autoencoder.encoder(to_model_input(torch.from_numpy(x[i : i + batch_size])).to(self.device)).cpu().numpy()
+            for i in range(0, len(x), batch_size)
+        ]
         return np.concatenate(out)

@@ -1,0 +1,197 @@
+"""Multi-domain balls images (SPEC 2.2): a vectorised headless renderer and the latent sampler.
+
+Coordinates: a ball's latent is its centre (x, y) in [0, 1]^2, x along image columns (left to
+right) and y along image rows (top to bottom). z = invariant balls' (x, y) first, then spurious.
+Images are rendered in numpy for many images at once: per ball, the distance of every pixel centre
+to the ball centre, turned into an anti-aliased coverage clip(r - d + 1/2, 0, 1) (in pixels), and
+composited over a white background in ball order. No SDL/pygame, no display.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mdcrl.data.mixing import SPLITS, MultiDomainData, Split, domain_labels
+
+log = logging.getLogger(__name__)
+
+# One fixed RGB colour per ball index (invariant balls first), in [0, 1].
+BALL_COLOURS = np.array(
+    [[0.12, 0.47, 0.71], [1.0, 0.5, 0.05], [0.17, 0.63, 0.17], [0.84, 0.15, 0.16],
+     [0.58, 0.4, 0.74], [0.55, 0.34, 0.29], [0.89, 0.47, 0.76], [0.5, 0.5, 0.5]]
+)
+MAX_PLACEMENT_ROUNDS = 1000
+CACHE_FORMAT = "mdcrl-balls-v1"
+
+
+class BallsDataError(ValueError):
+    """A balls setting or cache that cannot work; the message names it and the fix."""
+
+
+def coverage(centres: np.ndarray, radius: float, size: int) -> np.ndarray:
+    """(n, balls, size, size) anti-aliased disc coverage in [0, 1] for centres (n, balls, 2)."""
+    pixel = (np.arange(size, dtype=np.float32) + 0.5)  # pixel centres, in pixels
+    c = centres.astype(np.float32) * size
+    dx2 = (pixel[None, None, :] - c[:, :, 0:1]) ** 2  # (n, balls, W)
+    dy2 = (pixel[None, None, :] - c[:, :, 1:2]) ** 2  # (n, balls, H)
+    dist = np.sqrt(dy2[:, :, :, None] + dx2[:, :, None, :])
+    return np.clip(radius * size - dist + 0.5, 0.0, 1.0)
+
+
+def render(centres: np.ndarray, radius: float, size: int = 64, chunk: int = 1024, with_masks: bool = False):
+    """uint8 images (n, 3, size, size) of the balls on white (and boolean per-ball masks
+    (n, balls, size, size), coverage > 1/2, when ``with_masks``)."""
+    n, balls, _ = centres.shape
+    colours = BALL_COLOURS[:balls].astype(np.float32)
+    images = np.empty((n, 3, size, size), dtype=np.uint8)
+    masks = np.empty((n, balls, size, size), dtype=bool) if with_masks else None
+    for start in range(0, n, chunk):
+        cov = coverage(centres[start : start + chunk], radius, size)
+        img = np.ones((len(cov), 3, size, size), dtype=np.float32)
+        for b in range(balls):
+            a = cov[:, b][:, None]
+            img = img * (1.0 - a) + colours[b][None, :, None, None] * a
+        images[start : start + chunk] = np.round(img * 255.0).astype(np.uint8)
+        if with_masks:
+            masks[start : start + chunk] = cov > 0.5
+    return (images, masks) if with_masks else images
+
+
+def images_to_unit_range(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [-1, 1]."""
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def sample_domain_boxes(rng: np.random.Generator, num_domains: int, size_range) -> np.ndarray:
+    """(k, 2) [low, high] per domain: the spurious balls' box is [low, high]^2 inside [0, 1]."""
+    side = rng.uniform(size_range[0], size_range[1], size=num_domains)
+    low = rng.uniform(0.0, 1.0 - side)
+    return np.stack([low, low + side], axis=1)
+
+
+def _overlapping(centres: np.ndarray, radius: float) -> np.ndarray:
+    """Rows in which some pair of balls is closer than 2r."""
+    diff = centres[:, :, None, :] - centres[:, None, :, :]
+    dist = np.sqrt((diff**2).sum(-1))
+    balls = centres.shape[1]
+    dist[:, np.arange(balls), np.arange(balls)] = np.inf
+    return (dist < 2 * radius).any(axis=(1, 2))
+
+
+def sample_ball_latents(rng: np.random.Generator, domain: np.ndarray, ds, boxes: np.ndarray) -> np.ndarray:
+    """(n, 2 * balls) centres, invariant balls first; rows with overlapping balls are redrawn."""
+    r = float(ds.ball_size)
+    n_inv, n_sp = int(ds.n_balls_invariant), int(ds.n_balls_spurious)
+    inv_low = np.asarray(ds.invariant_low, dtype=float) + r
+    inv_high = np.asarray(ds.invariant_high, dtype=float) - r
+    n = len(domain)
+    centres = np.empty((n, n_inv + n_sp, 2))
+    todo = np.arange(n)
+    for _ in range(MAX_PLACEMENT_ROUNDS):
+        m = len(todo)
+        inv = rng.uniform(inv_low, inv_high, size=(m, n_inv, 2))
+        low, high = boxes[domain[todo], 0] + r, boxes[domain[todo], 1] - r
+        sp = low[:, None, None] + (high - low)[:, None, None] * rng.uniform(size=(m, n_sp, 2))
+        if ds.correlated_z:
+            # Dynamic SCM: with probability p, spurious ball j moves by 0.2 x invariant ball (j mod n_inv)'s
+            # position, clipped to stay in the frame; overlapping results are redrawn below.
+            shift = rng.binomial(1, float(ds.corr_prob), size=(m, n_sp, 1)) * 0.2 * inv[:, np.arange(n_sp) % n_inv]
+            sp = np.clip(sp + shift, r, 1 - r)
+        centres[todo] = np.concatenate([inv, sp], axis=1)
+        todo = todo[_overlapping(centres[todo], r)]
+        if len(todo) == 0:
+            return centres.reshape(n, -1)
+    raise BallsDataError(
+        f"could not place the balls without overlap for {len(todo)} samples after {MAX_PLACEMENT_ROUNDS} rounds: "
+        "the invariant range and the domain boxes are too crowded for datamodule.dataset.ball_size; "
+        "enlarge them or use smaller balls."
+    )
+
+
+def balls_settings(ds, seed: int) -> dict:
+    """Everything that determines the generated images (the cache key)."""
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(ds, resolve=True) if not isinstance(ds, dict) else dict(ds)
+    return {"format": CACHE_FORMAT, "seed": int(seed), "dataset": plain}
+
+
+def generate_balls_data(ds, seed: int) -> MultiDomainData:
+    rng = np.random.default_rng(seed)
+    k = int(ds.num_domains)
+    boxes = sample_domain_boxes(rng, k, ds.domain_box_size)
+    splits = {}
+    for name in SPLITS:
+        domain = domain_labels(int(ds.num_samples[name]), k)
+        z = sample_ball_latents(rng, domain, ds, boxes)
+        images = render(z.reshape(len(z), -1, 2), float(ds.ball_size), int(ds.image_size))
+        splits[name] = Split(images, z.astype(np.float32), domain)
+    metadata = {"kind": "balls", "domain_boxes": boxes.tolist()}
+    return MultiDomainData(splits, k, 2 * int(ds.n_balls_invariant), metadata)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_balls_cache(data: MultiDomainData, directory: Path, settings: dict) -> None:
+    """Write the splits (npz, no pickles) and settings.json (with checksums, written last).
+    Refuses to replace a cache made with other settings."""
+    directory = Path(directory)
+    existing = directory / "settings.json"
+    if existing.exists():
+        old = json.loads(existing.read_text())
+        if {k: v for k, v in old.items() if k != "files"} != settings:
+            raise BallsDataError(
+                f"{directory} already holds a balls dataset made with other settings; nothing was overwritten. "
+                "Set datamodule.data_dir to another folder."
+            )
+        return  # the same dataset is already there
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, split in data.splits.items():
+        path = directory / f"{name}.npz"
+        np.savez(path, images=split.x, z=split.z, domain=split.domain)
+        files[name] = _digest(path)
+    (directory / "settings.json").write_text(json.dumps({**settings, "files": files}, indent=2))
+
+
+def load_balls_cache(directory: Path, settings: dict) -> MultiDomainData:
+    directory = Path(directory)
+    meta_path = directory / "settings.json"
+    if not meta_path.exists():
+        raise BallsDataError(
+            f"datamodule.load_dataset=True but {directory} holds no cached balls dataset (no settings.json); "
+            "generate one with datamodule.save_dataset=True datamodule.load_dataset=False."
+        )
+    try:
+        saved = json.loads(meta_path.read_text())
+    except ValueError as err:
+        raise BallsDataError(f"{meta_path} is corrupt ({err}); delete {directory} and regenerate.") from err
+    files = saved.pop("files", {})
+    if saved != settings:
+        differing = sorted(k for k in set(saved["dataset"]) | set(settings["dataset"]) if saved["dataset"].get(k) != settings["dataset"].get(k))
+        if saved.get("seed") != settings["seed"]:
+            differing.append("seed")
+        raise BallsDataError(
+            f"the cached balls dataset in {directory} was made with other settings ({differing}); "
+            "use datamodule.load_dataset=False to generate this one, or another datamodule.data_dir."
+        )
+    splits = {}
+    for name in SPLITS:
+        path = directory / f"{name}.npz"
+        if not path.exists() or _digest(path) != files.get(name):
+            raise BallsDataError(f"{path} is missing or corrupt (checksum mismatch); delete {directory} and regenerate.")
+        with np.load(path, allow_pickle=False) as f:
+            splits[name] = Split(f["images"], f["z"], f["domain"])
+    k = int(settings["dataset"]["num_domains"])
+    return MultiDomainData(splits, k, 2 * int(settings["dataset"]["n_balls_invariant"]), {"kind": "balls"})

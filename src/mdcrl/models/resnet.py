@@ -1,0 +1,75 @@
+"""ResNet-18 image autoencoder for the balls images (64x64 RGB in [-1, 1]).
+
+Our own ResNet-18 (BasicBlock, [2, 2, 2, 2]): torchvision's build does not import beside the
+pinned torch here. ``base_width`` scales every layer (64 = the standard ResNet-18).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from mdcrl.models.autoencoders import Autoencoder
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, channels_in: int, channels_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels_in, channels_out, 3, stride, 1, bias=False), nn.BatchNorm2d(channels_out), nn.ReLU(inplace=True),
+            nn.Conv2d(channels_out, channels_out, 3, 1, 1, bias=False), nn.BatchNorm2d(channels_out),
+        )
+        self.shortcut = nn.Identity()
+        if stride != 1 or channels_in != channels_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, stride, bias=False), nn.BatchNorm2d(channels_out))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet18Encoder(nn.Module):
+    """Stem (7x7 conv stride 2 + max-pool), four stages of two BasicBlocks, global average pool,
+    then an MLP head with batch norm to z_dim."""
+
+    def __init__(self, z_dim: int, base_width: int = 64, head_dim: int = 512, in_channels: int = 3):
+        super().__init__()
+        w = base_width
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, w, 7, 2, 3, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+        )
+        widths = [w, 2 * w, 4 * w, 8 * w]
+        stages, previous = [], w
+        for i, width in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            stages += [BasicBlock(previous, width, stride), BasicBlock(width, width, 1)]
+            previous = width
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(
+            nn.Linear(previous, head_dim), nn.BatchNorm1d(head_dim), nn.LeakyReLU(0.01), nn.Linear(head_dim, z_dim)
+        )
+
+    def forward(self, x):
+        return self.head(self.pool(self.stages(self.stem(x))).flatten(1))
+
+
+class TransposedConvDecoder(nn.Module):
+    """z -> (channels, 4, 4) -> four stride-2 transposed convolutions -> (3, 64, 64) in [-1, 1]."""
+
+    def __init__(self, z_dim: int, base_width: int = 64, out_channels: int = 3):
+        super().__init__()
+        w = base_width
+        self.start = 4 * w
+        self.fc = nn.Sequential(nn.Linear(z_dim, self.start * 16), nn.LeakyReLU(0.01))
+        layers, channels = [], [4 * w, 2 * w, w, w // 2 or 1]
+        for a, b in zip(channels[:-1], channels[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.01)]
+        layers += [nn.ConvTranspose2d(channels[-1], out_channels, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.body(self.fc(z).view(len(z), self.start, 4, 4))
+
+
+def resnet18_autoencoder(x_dim, z_dim: int, base_width: int = 64, head_dim: int = 512) -> Autoencoder:
+    return Autoencoder(ResNet18Encoder(z_dim, base_width, head_dim), TransposedConvDecoder(z_dim, base_width))
