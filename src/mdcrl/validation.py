@@ -66,7 +66,7 @@ def validate_balls_dataset(dm, min_per_domain: int) -> None:
     p = "datamodule.dataset"
     ds = dm.dataset
     r = float(ds.ball_size)
-    _require(0.0 < r < 0.5, f"{p}.ball_size={r} must be in (0, 0.5) (a radius as a fraction of the image side).")
+    _require(0.0 < r < 0.5, f"{p}.ball_size={ds.ball_size} must be in (0, 0.5) (a radius as a fraction of the image side).")
     k = int(ds.num_domains)
     _require(k >= 2, f"{p}.num_domains={k} must be >= 2: invariance is defined across domains.")
     n_inv, n_sp = int(ds.n_balls_invariant), int(ds.n_balls_spurious)

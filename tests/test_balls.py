@@ -1,0 +1,137 @@
+"""Balls images: renderer, sampler, cache, bad settings, and the seed's two commands (issue 4)."""
+
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import ROOT, compose_config, seed_commands
+from mdcrl.data.balls import BALL_COLOURS, BallsDataError, generate_balls_data, render
+from mdcrl.train import run
+from mdcrl.validation import ConfigError
+
+STAGE1, STAGE2 = [c for c in seed_commands() if "balls" in c]
+
+
+def balls_cfg(**kw):
+    ds = OmegaConf.load(ROOT / "configs" / "datamodule" / "md_balls.yaml").dataset
+    ds.num_samples = {"train": 800, "valid": 160, "test": 160}
+    ds.num_domains = 4
+    ds.update(kw)
+    return ds
+
+
+def test_ball_centre_has_its_colour_and_disc_area_matches_radius():
+    centres = np.array([[[0.3, 0.3], [0.7, 0.6]]])
+    images, masks = render(centres, 0.1, 64, with_masks=True)
+    for b, (x, y) in enumerate(centres[0]):
+        pixel = images[0, :, int(y * 64), int(x * 64)]
+        assert np.abs(pixel / 255 - BALL_COLOURS[b]).max() < 0.01
+        assert masks[0, b].sum() == pytest.approx(math.pi * 6.4**2, rel=0.03)
+    assert np.all(images[0, :, 0, 0] == 255)  # white background
+    # anti-aliased: some edge pixels are between the ball colour and white
+    red = images[0, 0].astype(int)
+    assert ((red > 40) & (red < 240)).sum() > 10
+
+
+def test_sampler_keeps_balls_apart_in_their_boxes_with_shared_invariant_range():
+    ds = balls_cfg(num_samples={"train": 4000, "valid": 160, "test": 160})
+    data = generate_balls_data(ds, seed=0)
+    z, d = data.splits["train"].z, data.splits["train"].domain
+    r = ds.ball_size
+    inv, sp = z[:, :2], z[:, 2:]
+    assert np.all(np.linalg.norm(inv - sp, axis=1) >= 2 * r - 1e-6)
+    boxes = np.array(data.metadata["domain_boxes"])
+    assert np.all(sp >= boxes[d, :1] + r - 1e-6) and np.all(sp <= boxes[d, 1:] - r + 1e-6)
+    lo, hi = np.array(ds.invariant_low) + r, np.array(ds.invariant_high) - r
+    for domain in range(4):
+        block = inv[d == domain]
+        assert np.all(block >= lo - 1e-6) and np.all(block <= hi + 1e-6)
+        # the same range in every domain: each domain spans nearly all of it
+        assert np.all(block.min(0) < lo + 0.05) and np.all(block.max(0) > hi - 0.05)
+    assert data.splits["train"].x.shape == (4000, 3, 64, 64) and data.splits["train"].x.dtype == np.uint8
+
+
+def test_dynamic_scm_shifts_spurious_balls_and_stays_valid():
+    ds = balls_cfg(correlated_z=True, corr_prob=1.0, num_samples={"train": 2000, "valid": 160, "test": 160})
+    z = generate_balls_data(ds, seed=1).splits["train"].z
+    assert np.all((z >= ds.ball_size - 1e-6) & (z <= 1 - ds.ball_size + 1e-6))
+    assert np.all(np.linalg.norm(z[:, :2] - z[:, 2:], axis=1) >= 2 * ds.ball_size - 1e-6)
+    assert np.corrcoef(z[:, 0], z[:, 2])[0, 1] > 0.05  # the spurious ball now depends on the invariant one
+
+
+def _balls_run_cfg(tmp_path, *extra):
+    return compose_config(
+        ["datamodule=md_balls", "model=balls", "model.autoencoder.base_width=8", "model.z_dim=16",
+         "datamodule.dataset.num_domains=4", "datamodule.dataset.num_samples.train=240",
+         "datamodule.dataset.num_samples.valid=80", "datamodule.dataset.num_samples.test=80",
+         "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false",
+         "~callbacks.visualization_callback", f"datamodule.data_dir={tmp_path / 'cache'}", *extra],
+        tiny=False,
+    )
+
+
+def test_cache_round_trip_and_refusals(tmp_path):
+    run(_balls_run_cfg(tmp_path, "datamodule.save_dataset=True"), run_dir=tmp_path / "a")
+    settings = (tmp_path / "cache" / "settings.json").read_text()
+    m = run(_balls_run_cfg(tmp_path, "datamodule.load_dataset=True"), run_dir=tmp_path / "b")
+    assert (tmp_path / "b" / "metrics.json").exists() and math.isfinite(m["recon_mse"])
+    with pytest.raises(BallsDataError, match=r"made with other settings \(\['ball_size'\]\)"):
+        run(_balls_run_cfg(tmp_path, "datamodule.load_dataset=True", "datamodule.dataset.ball_size=0.07"), run_dir=tmp_path / "c")
+    with pytest.raises(BallsDataError, match="nothing was overwritten"):
+        run(_balls_run_cfg(tmp_path, "datamodule.save_dataset=True", "datamodule.dataset.ball_size=0.07"), run_dir=tmp_path / "d")
+    assert (tmp_path / "cache" / "settings.json").read_text() == settings
+    blob = (tmp_path / "cache" / "test.npz").read_bytes()
+    (tmp_path / "cache" / "test.npz").write_bytes(blob[:-100])
+    with pytest.raises(BallsDataError, match="test.npz is missing or corrupt"):
+        run(_balls_run_cfg(tmp_path, "datamodule.load_dataset=True"), run_dir=tmp_path / "e")
+    assert not (tmp_path / "c").exists() and not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("datamodule.dataset.invariant_low=[0.9,0.5]", "must be below invariant_high"),
+    ("datamodule.dataset.ball_size=0.5", "ball_size=0.5 must be in (0, 0.5)"),
+    ("datamodule.dataset.ball_size=0", "ball_size=0 must be in (0, 0.5)"),
+    ("datamodule.dataset.domain_box_size=[0.1,0.3]", "spurious boxes are too small"),
+    ("datamodule.dataset.invariant_high=[0.2,0.2]", "too small to hold 1 balls"),
+])
+def test_bad_balls_settings(tmp_path, override, message):
+    with pytest.raises(ConfigError) as err:
+        run(_balls_run_cfg(tmp_path, override), run_dir=tmp_path / "run")
+    assert message in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_seed_balls_gpu_command_fails_at_once_naming_cpu(tmp_path):
+    result = subprocess.run(["bash", "-c", STAGE1 + f" hydra.run.dir={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "trainer.accelerator=cpu" in result.stderr
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_seed_balls_commands_run_verbatim_shrunk_on_cpu(tmp_path):
+    shrink = (
+        " trainer.accelerator=cpu model.autoencoder.base_width=8 datamodule.dataset.num_samples.train=320"
+        " datamodule.dataset.num_samples.valid=160 datamodule.dataset.num_samples.test=160 trainer.max_epochs=1"
+        f" nonlinear_probe=false trainer.enable_progress_bar=false datamodule.data_dir={tmp_path / 'cache'}"
+    )
+    s1 = tmp_path / "s1"
+    result = subprocess.run(["bash", "-c", STAGE1 + shrink + f" hydra.run.dir={s1}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (s1 / "encoded" / "metadata.json").exists() and (tmp_path / "cache" / "settings.json").exists()
+    meta = json.loads((s1 / "encoded" / "metadata.json").read_text())
+    assert meta["kind"] == "balls" and meta["z_hat_dim"] == 128 and meta["num_domains"] == 16
+    assert 'run_path="path/to/run/"' in STAGE2
+    second = STAGE2.replace("path/to/run/", str(s1))[: -len(" --multirun")]
+    second += f" seed=1235 trainer.max_epochs=2 nonlinear_probe=false trainer.enable_progress_bar=false hydra.sweep.dir={tmp_path / 's2'} --multirun"
+    result = subprocess.run(["bash", "-c", second], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = [p for p in (tmp_path / "s2").iterdir() if p.is_dir()]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert math.isfinite(metrics["r2_zinv_from_hinv"]) and metrics["domain_acc_h"] <= 1
+    grid = subprocess.run(["mdcrl-balls-grid", str(s1), "--domains", "3"], capture_output=True, text=True, timeout=300)
+    assert grid.returncode == 0, grid.stderr[-2000:]
+    assert (s1 / "plots" / "balls_grid.png").stat().st_size > 1000
