@@ -87,3 +87,9 @@ def test_bad_override_on_command_line_names_the_setting(tmp_path):
     assert result.returncode != 0
     assert "datamodule.dataset.num_domains=1 must be >= 2" in result.stderr + result.stdout
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_linear_grid_script_runs_the_six_commands_verbatim():
+    script = (ROOT / "scripts" / "reproduce_linear_grid.sh").read_text()
+    for command in LINEAR:
+        assert command[: -len(" --multirun")] + ' "${EXTRA[@]}" --multirun' in script
