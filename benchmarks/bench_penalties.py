@@ -8,7 +8,6 @@ Run: python benchmarks/bench_penalties.py
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -17,24 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from naive_penalties import naive_minmax_penalty, naive_mmd_penalty  # noqa: E402
+from timing import median_time  # noqa: E402
 
 from mdcrl import penalties  # noqa: E402
 from mdcrl.models.autoencoders import linear_autoencoder  # noqa: E402
 from mdcrl.models.module import MultiDomainAutoencoder  # noqa: E402
 
 BATCH, Z_DIM, D_S, K, TOP_K, X_DIM = 1024, 64, 32, 16, 5, 128
-
-
-def timed(fn, repeats: int, warmup: int = 5) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def fwd_bwd(penalty, h, domains, **kw):
@@ -56,8 +44,8 @@ def main():
         ("mmd adaptive bandwidth", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=None)),
     ]
     for name, fast, naive, kw in cases:
-        t_fast = timed(fwd_bwd(fast, h, domains, **kw), 20)
-        t_naive = timed(fwd_bwd(naive, h, domains, **kw), 3, warmup=1)
+        t_fast = median_time(fwd_bwd(fast, h, domains, **kw), 20)
+        t_naive = median_time(fwd_bwd(naive, h, domains, **kw), 3, warmup=1)
         rows.append((name, t_fast, t_naive))
 
     # A full training step (forward, both penalties, backward, Adam update) with each implementation.
@@ -83,7 +71,7 @@ def main():
 
         return step
 
-    rows.append(("training step (minmax + mmd)", timed(make_step(False), 10), timed(make_step(True), 3, warmup=1)))
+    rows.append(("training step (minmax + mmd)", median_time(make_step(False), 10), median_time(make_step(True), 3, warmup=1)))
 
     print(f"batch={BATCH} z_dim={Z_DIM} stable={D_S} domains={K} top_k={TOP_K} torch threads={torch.get_num_threads()}")
     print(f"{'forward+backward':34s} {'vectorised ms':>14s} {'naive loop ms':>14s} {'speed-up':>9s}")

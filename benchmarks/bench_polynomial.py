@@ -17,23 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from naive_polynomial import kronecker_index_tuples  # noqa: E402
+from timing import median_time  # noqa: E402
 
 from mdcrl.data.mixing import generate_mixing_data  # noqa: E402
 from mdcrl.data.polynomial import num_monomials  # noqa: E402
 from mdcrl.models.autoencoders import PolynomialDecoder  # noqa: E402
 
 Z_DIM, DEGREE, X_DIM, BATCH = 14, 3, 200, 1024
-
-
-def median_time(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def kronecker_decoder_step(z, weight, bias):

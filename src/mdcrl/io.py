@@ -3,6 +3,7 @@ dies mid-write never leaves a truncated metrics.json behind."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -31,3 +32,12 @@ def write_json_atomic(path: Path, obj) -> None:
 def read_json(path: Path):
     with open(path) as f:
         return json.load(f)
+
+
+def sha256_file(path: Path) -> str:
+    """Checksum of a data file, to tell an intact cache or encoding from a corrupt one."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

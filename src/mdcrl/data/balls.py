@@ -9,7 +9,6 @@ composited over a white background in ball order. No SDL/pygame, no display.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mdcrl.data.mixing import SPLITS, MultiDomainData, Split, domain_labels
+from mdcrl.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,6 @@ def generate_balls_data(ds, seed: int) -> MultiDomainData:
     return MultiDomainData(splits, k, 2 * int(ds.n_balls_invariant), metadata)
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_balls_cache(data: MultiDomainData, directory: Path, settings: dict) -> None:
     """Write the splits (npz, no pickles) and settings.json (with checksums, written last).
     Refuses to replace a cache made with other settings."""
@@ -161,7 +153,7 @@ def save_balls_cache(data: MultiDomainData, directory: Path, settings: dict) -> 
     for name, split in data.splits.items():
         path = directory / f"{name}.npz"
         np.savez(path, images=split.x, z=split.z, domain=split.domain)
-        files[name] = _digest(path)
+        files[name] = sha256_file(path)
     (directory / "settings.json").write_text(json.dumps({**settings, "files": files}, indent=2))
 
 
@@ -189,7 +181,7 @@ def load_balls_cache(directory: Path, settings: dict) -> MultiDomainData:
     splits = {}
     for name in SPLITS:
         path = directory / f"{name}.npz"
-        if not path.exists() or _digest(path) != files.get(name):
+        if not path.exists() or sha256_file(path) != files.get(name):
             raise BallsDataError(f"{path} is missing or corrupt (checksum mismatch); delete {directory} and regenerate.")
         with np.load(path, allow_pickle=False) as f:
             splits[name] = Split(f["images"], f["z"], f["domain"])

@@ -10,7 +10,6 @@ Stage 2 (run_path=...) reads them, checks them, and never writes into the stage-
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from mdcrl.data.mixing import SPLITS, MultiDomainData, Split
-from mdcrl.io import write_json_atomic
+from mdcrl.io import sha256_file, write_json_atomic
 
 FORMAT = "mdcrl-encoded-v1"
 ENCODED_DIR = "encoded"
@@ -27,14 +26,6 @@ ENCODED_DIR = "encoded"
 
 class EncodedDataError(ValueError):
     """A run_path that does not hold a complete, intact stage-1 encoding of the expected dataset."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_encoded(run_dir: Path, encodings: dict[str, np.ndarray], data: MultiDomainData, dataset_config: dict) -> Path:
@@ -51,7 +42,7 @@ def save_encoded(run_dir: Path, encodings: dict[str, np.ndarray], data: MultiDom
             str(tmp),
         )
         tmp.replace(path)
-        files[name] = {"file": path.name, "num_samples": len(split), "sha256": _sha256(path)}
+        files[name] = {"file": path.name, "num_samples": len(split), "sha256": sha256_file(path)}
     metadata = {
         "format": FORMAT,
         "kind": data.metadata.get("kind"),
@@ -100,7 +91,7 @@ def load_encoded(run_path: str | Path, expected_kind: str) -> tuple[MultiDomainD
         path = run_path / ENCODED_DIR / (entry or {}).get("file", f"{name}.safetensors")
         if entry is None or not path.exists():
             raise EncodedDataError(f"{path} is missing: the stage-1 encoding of run_path={str(run_path)!r} is incomplete.")
-        if _sha256(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise EncodedDataError(f"{path} is corrupt (its checksum does not match {meta_path}); rerun stage 1.")
         try:
             arrays = load_file(str(path))
