@@ -1,11 +1,13 @@
 """Build a run from a composed config, fit it, evaluate it on held-out data and write its directory.
 
 Run directory (SPEC 7):
-  config.yaml      the resolved config
-  run.json         status (running | finished | failed), tags, seed, times, version, error
+  config.yaml      the resolved config (also what a re-run compares against to skip or resume)
+  run.json         status (running | finished | failed), tags, seed, epochs, times, version, error,
+                   and resumed_from when an interrupted run was continued
   metrics.json     the final SPEC 5 metrics, written atomically once everything else is done
   csv/metrics.csv  per-epoch train/validation curves (Lightning CSVLogger)
-  checkpoints/     best.ckpt-style best checkpoint and last.ckpt
+  checkpoints/     best.ckpt (lowest val/loss, used for evaluation) and last.ckpt (for resuming)
+  encoded/         stage 1 only: the encoded splits (see mdcrl.data.encoded)
 """
 
 from __future__ import annotations
