@@ -172,16 +172,26 @@ def plot_metrics(table: pd.DataFrame, out: Path) -> list[Path]:
 
     files = []
     for metric, sub in table.groupby("metric", sort=False):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for (z_dim, column), line in sub.groupby(["z_dim", "column"]):
-            line = line.sort_values("num_domains")
-            ax.errorbar(line["num_domains"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3,
-                        label=f"z_dim={z_dim}, {column}")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("num_domains")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric} (mean ± std over seeds)")
-        ax.legend(fontsize=7)
+        # One panel per column (penalty x SCM, or tag set), one line per z_dim: readable at 24 lines.
+        columns = list(dict.fromkeys(sub["column"]))
+        ncols = min(3, len(columns))
+        nrows = math.ceil(len(columns) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False, sharey=True)
+        for ax, column in zip(axes.flat, columns):
+            for z_dim, line in sub[sub["column"] == column].groupby("z_dim"):
+                line = line.sort_values("num_domains")
+                ax.errorbar(line["num_domains"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3,
+                            label=f"z_dim={z_dim}")
+            ax.set_xscale("log", base=2)
+            ax.set_title(column, fontsize=9)
+            ax.set_xlabel("num_domains")
+            ax.grid(alpha=0.3)
+        for ax in axes.flat[len(columns):]:
+            ax.axis("off")
+        for ax in axes[:, 0]:
+            ax.set_ylabel(metric)
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle(f"{metric} (mean ± std over seeds)")
         fig.tight_layout()
         path = out / f"{metric}.png"
         fig.savefig(path, dpi=90)
