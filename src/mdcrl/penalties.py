@@ -159,14 +159,9 @@ def mmd_penalty(
     coef = coef * (present[:, None] & present[None, :]) / num_pairs
     weights = coef[domains][:, domains]
     with torch.no_grad():
-        if fix_sigma is None:
-            sq = squared_distances(h)
-            centre = float(sq.sum()) / max(len(h) ** 2 - len(h), 1)
-        else:
-            centre = float(fix_sigma)
-    bandwidths = max(centre, 1e-12) / kernel_multiplier ** (kernel_number // 2) * kernel_multiplier ** torch.arange(
-        kernel_number, dtype=torch.float64
-    )
+        # The kernel matrix itself is built inside _WeightedKernelSum; here only its bandwidths.
+        sq = squared_distances(h) if fix_sigma is None else h.new_zeros((1, 1))
+        bandwidths = mmd_bandwidths(sq, fix_sigma, kernel_number, kernel_multiplier)
     return _WeightedKernelSum.apply(h, weights, bandwidths, float(kernel_multiplier))
 
 
