@@ -29,7 +29,7 @@ from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cac
 from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
 from mdcrl.data.tables import arrays_to_data, read_table
 from mdcrl.io import read_json, write_json_atomic, write_text_atomic
-from mdcrl.metrics import HEADLINE, evaluate_latents, invariance_diagnostics
+from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, invariance_diagnostics
 from mdcrl.models.autoencoders import build_autoencoder
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.validation import ConfigError, validate_config
@@ -206,9 +206,10 @@ def print_metrics(metrics: dict, title: str) -> None:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("reference code's name")
     for key in HEADLINE:
         if key in metrics:
-            table.add_row(key, f"{metrics[key]:.4f}")
+            table.add_row(key, f"{metrics[key]:.4f}", REFERENCE_NAMES.get(key, ""))
     Console().print(table)
 
 

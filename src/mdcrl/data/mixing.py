@@ -22,7 +22,7 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass
 class Split:
-    x: np.ndarray  # (n, x_dim) float32, the observations (or stage-1 encodings in stage 2)
+    x: np.ndarray  # (n, x_dim) float32 observations (stage-1 encodings in stage 2), or (n, 3, H, W) uint8 images
     z: np.ndarray  # (n, z_true_dim) float32, true latents, stable block first
     domain: np.ndarray  # (n,) int64 in 0..k-1
 
