@@ -106,20 +106,22 @@ class _WeightedKernelSum(torch.autograd.Function):
 
     Written by hand (not left to autograd) for speed: autograd would keep and traverse several
     B x B intermediates per kernel; here backward needs one B x B matrix and one matmul,
-    d/dh_a = 4 * (rowsum(G)_a h_a - (G h)_a) with G = W * dk/d(sq). Bandwidths are constants.
+    d/dh_a = 4 * (rowsum(G)_a h_a - (G h)_a) with G = W * dk/d(sq). The bandwidths (from
+    mmd_bandwidths, on the same squared distances) are constants.
     """
 
     @staticmethod
-    def forward(ctx, h, weights, bandwidths, multiplier):
+    def forward(ctx, h, weights, fix_sigma, kernel_number, multiplier):
         sq = squared_distances(h)
-        widths = bandwidths.tolist()
-        kernel = torch.zeros_like(sq)
-        slope = torch.zeros_like(sq)  # d kernel / d sq
-        e = None
+        widths = mmd_bandwidths(sq, fix_sigma, kernel_number, multiplier).tolist()
+        kernel = slope = e = None  # slope: d kernel / d sq
         for b in reversed(widths):  # widest first, so that with multiplier 2, e_{b/2} = e_b ** 2
-            e = e * e if (e is not None and multiplier == 2.0) else torch.exp(sq * (-1.0 / b))
-            kernel.add_(e)
-            slope.add_(e, alpha=-1.0 / b)
+            e = e.square_() if (e is not None and multiplier == 2.0) else torch.exp(sq * (-1.0 / b))
+            if kernel is None:
+                kernel, slope = e.clone(), e * (-1.0 / b)
+            else:
+                kernel.add_(e)
+                slope.add_(e, alpha=-1.0 / b)
         ctx.save_for_backward(h, slope.mul_(weights))
         return torch.dot(weights.flatten(), kernel.flatten())
 
@@ -127,7 +129,7 @@ class _WeightedKernelSum(torch.autograd.Function):
     def backward(ctx, grad_out):
         h, g = ctx.saved_tensors
         grad_h = 4.0 * (g.sum(dim=1, keepdim=True) * h - g @ h)
-        return grad_out * grad_h, None, None, None
+        return grad_out * grad_h, None, None, None, None
 
 
 def mmd_penalty(
@@ -158,11 +160,7 @@ def mmd_penalty(
     coef.diagonal().mul_(-(num_present - 1))
     coef = coef * (present[:, None] & present[None, :]) / num_pairs
     weights = coef[domains][:, domains]
-    with torch.no_grad():
-        # The kernel matrix itself is built inside _WeightedKernelSum; here only its bandwidths.
-        sq = squared_distances(h) if fix_sigma is None else h.new_zeros((1, 1))
-        bandwidths = mmd_bandwidths(sq, fix_sigma, kernel_number, kernel_multiplier)
-    return _WeightedKernelSum.apply(h, weights, bandwidths, float(kernel_multiplier))
+    return _WeightedKernelSum.apply(h, weights, fix_sigma, int(kernel_number), float(kernel_multiplier))
 
 
 def mmd_kernel_vanishes(
