@@ -6,17 +6,8 @@ import torch
 from torch import nn
 
 from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
-
-
-class Autoencoder(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = decoder
-
-    def forward(self, x):
-        z_hat = self.encoder(x)
-        return z_hat, self.decoder(z_hat)
+from mdcrl.models.base import Autoencoder
+from mdcrl.models.resnet import resnet18_autoencoder
 
 
 def linear_autoencoder(x_dim: int, z_dim: int) -> Autoencoder:
@@ -72,8 +63,6 @@ def mlp_autoencoder(
         mlp([x_dim, *hidden, z_dim], negative_slope, batch_norm), mlp([z_dim, *hidden[::-1], x_dim], negative_slope, batch_norm)
     )
 
-
-from mdcrl.models.resnet import resnet18_autoencoder  # noqa: E402  (resnet.py needs Autoencoder, above)
 
 AUTOENCODERS = {
     "linear": linear_autoencoder, "poly": polynomial_autoencoder, "mlp": mlp_autoencoder, "resnet18": resnet18_autoencoder,

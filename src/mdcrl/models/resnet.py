@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from mdcrl.models.autoencoders import Autoencoder
+from mdcrl.models.base import Autoencoder
 
 
 class BasicBlock(nn.Module):
