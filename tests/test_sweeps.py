@@ -90,10 +90,10 @@ def test_submitit_local_launcher_runs_a_tiny_sweep(tmp_path):
     assert len([d for d in run_dirs(tmp_path) if (d / "metrics.json").exists()]) == 2
 
 
-def _fake_run(path, metrics_text, lr=0.03, version="0.1.0", status="finished"):
+def _fake_run(path, metrics_text, lr=0.03, version="0.1.0", status="finished", seed=1):
     path.mkdir(parents=True)
     (path / "config.yaml").write_text(
-        "seed: 1\ndatamodule:\n  dataset:\n    z_dim: 8\n    num_domains: 4\n    correlated_z: false\n"
+        f"seed: {seed}\ndatamodule:\n  dataset:\n    z_dim: 8\n    num_domains: 4\n    correlated_z: false\n"
         f"model:\n  penalty_criterion:\n    minmax: 1.0\n    mmd: 0.0\n  optimizer:\n    lr: {lr}\n"
     )
     (path / "run.json").write_text(json.dumps({"status": status, "mdcrl_version": version, "tags": []}))
@@ -107,11 +107,13 @@ def test_report_flags_bad_runs_and_still_reports_the_good_ones(tmp_path, capsys)
     _fake_run(runs / "b", json.dumps({"r2_zinv_from_hinv": 0.7, "r2_zsp_from_hinv": 0.3}), lr=0.001, version="0.0.9")
     _fake_run(runs / "c", '{"r2_zinv_from_hi')  # truncated
     _fake_run(runs / "d", None, status="failed")
+    _fake_run(runs / "e", json.dumps({"r2_zinv_from_hinv": 0.8, "r2_zsp_from_hinv": 0.2}), seed=2)
     result = write_report([runs], tmp_path / "out", ["r2_zinv_from_hinv"])
     row = result["table"].iloc[0]
-    assert row["count"] == 2 and row["mean"] == pytest.approx(0.8)
+    assert row["count"] == 3 and row["mean"] == pytest.approx(0.8)
     problems = "\n".join(result["problems"])
     assert "mixed settings ['model.optimizer.lr']" in problems and "mixed code versions" in problems
+    assert "seeds ['1'] counted more than once" in problems
     assert "metrics.json is truncated or corrupt" in problems and str(runs / "c") in problems
     assert f"failed: {runs / 'd'}" in problems
     assert "## Problems" in (tmp_path / "out" / "report.md").read_text()

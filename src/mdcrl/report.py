@@ -115,6 +115,10 @@ def cell_problems(cell_runs: list[Run]) -> list[str]:
     )
     if differing:
         problems.append(f"mixed settings {differing}")
+    seeds = [r.config.get("seed") for r in cell_runs]
+    repeated = sorted({str(s) for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        problems.append(f"seeds {repeated} counted more than once (the same run in two directories?)")
     versions = {r.info.get("mdcrl_version") for r in cell_runs}
     if len(versions) > 1:
         problems.append(f"mixed code versions {sorted(map(str, versions))}")
