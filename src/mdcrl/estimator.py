@@ -101,11 +101,8 @@ class InvariantAutoencoder:
             p["seed"], min_per_domain=max(2, p["top_k"]),
         )
         cfg = self.config()
-        if run_dir is None:
-            with tempfile.TemporaryDirectory(prefix="mdcrl-") as tmp:
-                module, self.metrics_ = fit_run(cfg, Path(tmp), data=data)
-        else:
-            module, self.metrics_ = fit_run(cfg, Path(run_dir), data=data)
+        with tempfile.TemporaryDirectory(prefix="mdcrl-") as tmp:
+            module, self.metrics_ = fit_run(cfg, Path(run_dir or tmp), data=data)
         self.autoencoder_ = module.autoencoder.eval()
         self.autoencoder_config_ = OmegaConf.to_container(cfg.model.autoencoder, resolve=True)
         self.x_mean_ = np.asarray(data.metadata["x_mean"], dtype=np.float32)

@@ -23,19 +23,17 @@ def _zero(h: torch.Tensor) -> torch.Tensor:
     return h.sum() * 0.0
 
 
-def pad_by_domain(h: torch.Tensor, domains: torch.Tensor, num_domains: int, fill: float):
-    """Scatter the rows of h into a (num_domains, max_count, d) tensor, padding with ``fill``.
-
-    Returns the padded tensor and the per-domain counts.
-    """
-    counts = torch.bincount(domains, minlength=num_domains)
+def pad_by_domain(h: torch.Tensor, domains: torch.Tensor, counts: torch.Tensor, fills: tuple[float, ...]):
+    """Scatter the rows of h into (num_domains, max_count, d) tensors, one per padding value in
+    ``fills``; ``counts`` are the per-domain counts (bincount of domains). The sort that places the
+    rows is done once for all of them."""
     order = torch.argsort(domains, stable=True)
     sorted_domains = domains[order]
     starts = torch.cumsum(counts, 0) - counts
     position = torch.arange(len(domains), device=h.device) - starts[sorted_domains]
-    padded = h.new_full((num_domains, int(counts.max()), h.shape[1]), fill)
-    padded = padded.index_put((sorted_domains, position), h[order])
-    return padded, counts
+    rows = h[order]
+    shape = (len(counts), int(counts.max()), h.shape[1])
+    return [h.new_full(shape, fill).index_put((sorted_domains, position), rows) for fill in fills]
 
 
 def _transform(diff: torch.Tensor, loss_transform: str) -> torch.Tensor:
@@ -65,8 +63,7 @@ def minmax_penalty(
     if len(present) < 2:
         return _zero(h)
     k = min(int(top_k), int(counts[present].min()))
-    low, _ = pad_by_domain(h, domains, num_domains, math.inf)
-    high, _ = pad_by_domain(h, domains, num_domains, -math.inf)
+    low, high = pad_by_domain(h, domains, counts, (math.inf, -math.inf))
     mins = torch.topk(low[present], k, dim=1, largest=False, sorted=True).values
     maxs = torch.topk(high[present], k, dim=1, largest=True, sorted=True).values
     i, j = torch.triu_indices(len(present), len(present), offset=1, device=h.device)

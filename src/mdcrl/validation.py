@@ -22,6 +22,16 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _require_samples_per_domain(num_samples, k: int, min_per_domain: int) -> None:
+    for name in SPLITS:
+        n = int(num_samples[name])
+        _require(
+            n // k >= min_per_domain,
+            f"datamodule.dataset.num_samples.{name}={n} gives {n // k} samples per domain for {k} domains; "
+            f"need at least {min_per_domain} per domain (num_samples.{name} >= {min_per_domain * k}).",
+        )
+
+
 def validate_mixing_dataset(ds, min_per_domain: int) -> None:
     p = "datamodule.dataset"
     _require(int(ds.z_dim) >= 2, f"{p}.z_dim={ds.z_dim} must be >= 2 (one stable and one spurious coordinate).")
@@ -39,13 +49,7 @@ def validate_mixing_dataset(ds, min_per_domain: int) -> None:
             f"{p}.x_dim={x_dim} < z_dim={z_dim}: linear mixing z -> x would not be injective; "
             f"use {p}.x_dim >= {z_dim} (or null for 2*z_dim).",
         )
-    for name in SPLITS:
-        n = int(ds.num_samples[name])
-        _require(
-            n // k >= min_per_domain,
-            f"{p}.num_samples.{name}={n} gives {n // k} samples per domain for {k} domains; "
-            f"need at least {min_per_domain} per domain (num_samples.{name} >= {min_per_domain * k}).",
-        )
+    _require_samples_per_domain(ds.num_samples, k, min_per_domain)
     low, high = ds.domain_dist_ranges
     _require(low < high, f"{p}.domain_dist_ranges=[{low}, {high}] is inverted or empty; use [low, high] with low < high.")
     a, b = ds.invariant_dist_params
@@ -93,12 +97,7 @@ def validate_balls_dataset(dm, min_per_domain: int) -> None:
         f"ball_size={r} without overlap (need {need_sp:.3f} <= min <= max <= 1).",
     )
     _require(0.0 <= float(ds.corr_prob) <= 1.0, f"{p}.corr_prob={ds.corr_prob} must be a probability in [0, 1].")
-    for name in SPLITS:
-        n = int(ds.num_samples[name])
-        _require(
-            n // k >= min_per_domain,
-            f"{p}.num_samples.{name}={n} gives {n // k} images per domain for {k} domains; need at least {min_per_domain}.",
-        )
+    _require_samples_per_domain(ds.num_samples, k, min_per_domain)
     _require(not (dm.save_dataset and dm.load_dataset), "datamodule.save_dataset and datamodule.load_dataset cannot both be True.")
 
 

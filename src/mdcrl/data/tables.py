@@ -60,7 +60,7 @@ def check_arrays(x, domains, z=None, min_per_domain: int = 2) -> tuple[np.ndarra
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or len(z) != len(x) or not np.isfinite(z).all():
         raise DataInputError(f"the ground-truth latents must be a finite (n, d) array with n = {len(x)}, got shape {z.shape}.")
-    return x.astype(np.float32), codes.astype(np.int64), z.astype(np.float32), labels.tolist()
+    return x, codes.astype(np.int64), z.astype(np.float32), labels.tolist()
 
 
 def split_by_domain(codes: np.ndarray, num_domains: int, valid_fraction: float, test_fraction: float, seed: int):
