@@ -14,7 +14,12 @@ def _present(domains, num_domains, min_count=1):
     return [i for i in range(num_domains) if int((domains == i).sum()) >= min_count]
 
 
-def naive_minmax_penalty(h, domains, num_domains, top_k=5, loss_transform="mse"):
+def _reduce(values, reduction):
+    stacked = torch.stack(values)
+    return stacked.sum() if reduction == "sum" else stacked.mean()
+
+
+def naive_minmax_penalty(h, domains, num_domains, top_k=5, loss_transform="mse", reduction="mean"):
     present = _present(domains, num_domains)
     if len(present) < 2:
         return h.sum() * 0.0
@@ -28,10 +33,10 @@ def naive_minmax_penalty(h, domains, num_domains, top_k=5, loss_transform="mse")
             vj = torch.sort(h[domains == j, c]).values
             total = total + f(vi[:k] - vj[:k]).mean() + f(vi[-k:] - vj[-k:]).mean()
         pair_losses.append(total / h.shape[1])
-    return torch.stack(pair_losses).mean()
+    return _reduce(pair_losses, reduction)
 
 
-def naive_mmd_penalty(h, domains, num_domains, fix_sigma=None, kernel_number=5, kernel_multiplier=2.0):
+def naive_mmd_penalty(h, domains, num_domains, fix_sigma=None, kernel_number=5, kernel_multiplier=2.0, reduction="mean"):
     present = _present(domains, num_domains)
     if len(present) < 2:
         return h.sum() * 0.0
@@ -54,14 +59,38 @@ def naive_mmd_penalty(h, domains, num_domains, fix_sigma=None, kernel_number=5, 
     for i, j in itertools.combinations(present, 2):
         hi, hj = h[domains == i], h[domains == j]
         losses.append(mean_kernel(hi, hi) + mean_kernel(hj, hj) - 2 * mean_kernel(hi, hj))
-    return torch.stack(losses).mean()
+    return _reduce(losses, reduction)
+
+
+def naive_reference_mmd(h, domains, num_domains, fix_sigma=None, kernel_number=1, kernel_multiplier=1.0):
+    """The reference code's MMD as its definition reads: for each pair of domains, both truncated to
+    their first min(n_i, n_j) rows, the bandwidth from the pair's own rows, summed over pairs."""
+    present = _present(domains, num_domains)
+    losses = []
+    for i, j in itertools.combinations(present, 2):
+        hi, hj = h[domains == i], h[domains == j]
+        m = min(len(hi), len(hj))
+        hi, hj = hi[:m], hj[:m]
+        both = torch.cat([hi, hj])
+        n = len(both)
+        sq_all = ((both[:, None, :] - both[None, :, :]) ** 2).sum(-1)
+        centre = float(sq_all.detach().sum()) / (n * n - n) if fix_sigma is None else fix_sigma
+        base = centre / kernel_multiplier ** (kernel_number // 2)
+        widths = [base * kernel_multiplier**q for q in range(kernel_number)]
+
+        def mean_kernel(a, b):
+            sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+            return sum(torch.exp(-sq / w) for w in widths).mean()
+
+        losses.append(mean_kernel(hi, hi) + mean_kernel(hj, hj) - 2 * mean_kernel(hi, hj))
+    return torch.stack(losses).sum()
 
 
 def _std(values, eps):
     return torch.sqrt(values.var(unbiased=True) + eps)
 
 
-def naive_stddev_penalty(h, domains, num_domains, stddev_eps=1e-8):
+def naive_stddev_penalty(h, domains, num_domains, stddev_eps=1e-8, reduction="mean"):
     present = _present(domains, num_domains, min_count=2)
     if len(present) < 2:
         return h.sum() * 0.0
@@ -69,10 +98,10 @@ def naive_stddev_penalty(h, domains, num_domains, stddev_eps=1e-8):
     for i, j in itertools.combinations(present, 2):
         for c in range(h.shape[1]):
             losses.append((_std(h[domains == i, c], stddev_eps) - _std(h[domains == j, c], stddev_eps)) ** 2)
-    return torch.stack(losses).mean()
+    return _reduce(losses, reduction)
 
 
-def naive_hinge_loss(h, domains, num_domains, stddev_threshold=1.0, stddev_eps=1e-4):
+def naive_hinge_loss(h, domains, num_domains, stddev_threshold=1.0, stddev_eps=1e-4, reduction="mean"):
     present = _present(domains, num_domains, min_count=2)
     if not present:
         return h.sum() * 0.0
@@ -81,4 +110,4 @@ def naive_hinge_loss(h, domains, num_domains, stddev_threshold=1.0, stddev_eps=1
         per_domain.append(
             torch.stack([torch.relu(stddev_threshold - _std(h[domains == i, c], stddev_eps)) for c in range(h.shape[1])]).mean()
         )
-    return torch.stack(per_domain).mean()
+    return _reduce(per_domain, reduction)

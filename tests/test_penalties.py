@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from mdcrl import penalties as P
-from naive_penalties import naive_hinge_loss, naive_minmax_penalty, naive_mmd_penalty, naive_stddev_penalty
+from naive_penalties import (
+    naive_hinge_loss, naive_minmax_penalty, naive_mmd_penalty, naive_reference_mmd, naive_stddev_penalty,
+)
 
 
 def _batch(n=200, d=3, k=4, seed=0, counts=None):
@@ -86,3 +88,50 @@ def test_fixed_bandwidth_far_below_distances_is_detected():
     assert P.mmd_kernel_vanishes(h, 1.0, 1, 2.0) is not None
     assert P.mmd_kernel_vanishes(h, None, 1, 2.0) is None
     assert P.mmd_kernel_vanishes(h, 1000.0, 1, 2.0) is None
+
+
+def test_sum_reduction_matches_the_naive_sums():
+    _pair("minmax", P.minmax_penalty, naive_minmax_penalty, reduction="sum")
+    _pair("mmd", P.mmd_penalty, naive_mmd_penalty, reduction="sum")
+    _pair("stddev", P.stddev_penalty, naive_stddev_penalty, reduction="sum")
+    _pair("hinge", P.hinge_loss, naive_hinge_loss, stddev_threshold=2.0, reduction="sum")
+
+
+@pytest.mark.parametrize("fix_sigma", [None, 3.0])
+def test_per_pair_mmd_matches_the_reference_definition(fix_sigma):
+    kw = dict(fix_sigma=fix_sigma, kernel_number=1, kernel_multiplier=1.0)
+    _pair("mmd", lambda h, d, k, **o: P.mmd_penalty(h, d, k, reduction="sum", per_pair=True, **o), naive_reference_mmd, **kw)
+
+
+@pytest.mark.parametrize("fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty, P.hinge_loss])
+def test_restarts_give_each_copy_its_own_penalty(fn):
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(3, 120, 4, generator=g, dtype=torch.float64).requires_grad_(True)
+    domains = torch.randint(0, 4, (120,), generator=g)
+    together = fn(h, domains, 4)
+    alone = torch.stack([fn(h[r], domains, 4) for r in range(3)])
+    assert together.shape == (3,) and torch.allclose(together, alone, atol=1e-10)
+    (grad_together,) = torch.autograd.grad(together.sum(), h)
+    (grad_alone,) = torch.autograd.grad(alone.sum(), h)
+    assert torch.allclose(grad_together, grad_alone, atol=1e-10)
+
+
+def test_reference_objective_preset_computes_the_reference_values(compose):
+    from mdcrl.models.autoencoders import build_autoencoder
+    from mdcrl.models.module import MultiDomainAutoencoder
+
+    cfg = compose(["model/objective=reference", "model.penalty_criterion.mmd=1.", "model.penalty_criterion.stddev=1.",
+                   "model.mmd_loss.fix_sigma=null", "model.hinge_loss_weight=1."])
+    m = cfg.model
+    module = MultiDomainAutoencoder(
+        build_autoencoder(m.autoencoder, 6, 4), 4, 2, 2, penalty_reduction=m.penalty_reduction,
+        penalty_criterion=dict(m.penalty_criterion), minmax_loss=dict(m.minmax_loss), mmd_loss=dict(m.mmd_loss),
+        stddev_loss=dict(m.stddev_loss), hinge_loss_weight=1.0, hinge_loss=dict(m.hinge_loss),
+    )
+    h, domains = _batch(n=240, d=2, k=4)
+    terms = module.penalty_terms(h, domains)
+    assert float(terms["minmax"]) == pytest.approx(float(naive_minmax_penalty(h, domains, 4, reduction="sum")), rel=1e-6)
+    assert float(terms["mmd"]) == pytest.approx(float(naive_reference_mmd(h, domains, 4)), rel=1e-6)
+    assert float(terms["stddev"]) == pytest.approx(float(naive_stddev_penalty(h, domains, 4, reduction="sum")), rel=1e-6)
+    hinge = naive_hinge_loss(h, domains, 4, stddev_threshold=1.0, stddev_eps=m.hinge_loss.stddev_eps, reduction="sum")
+    assert float(terms["hinge"]) == pytest.approx(float(hinge), rel=1e-6)

@@ -41,8 +41,9 @@ def test_decoder_matches_per_sample_kronecker_loop():
     dec = PolynomialDecoder(z_dim=3, x_dim=5, degree=3).double()
     z = torch.randn(6, 3, dtype=torch.float64)
     column = {t: i for i, t in enumerate(distinct_order(3, 3)[1:])}
-    expected = naive_polynomial_decoder(z, dec.linear.weight, dec.linear.bias, 3, column)
-    assert torch.allclose(dec(z), expected, atol=1e-10)
+    # The decoder's linear layer is stacked over restarts: weight (1, in, out), bias (1, 1, out).
+    expected = naive_polynomial_decoder(z, dec.linear.weight[0].T, dec.linear.bias[0, 0], 3, column)
+    assert torch.allclose(dec(z)[0], expected, atol=1e-10)
 
 
 def _poly_cfg(**kw):

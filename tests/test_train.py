@@ -38,22 +38,33 @@ def test_same_seed_same_metrics(tmp_path, compose):
     assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
 
 
-def _method_run(tmp_path, seed, minmax):
+def _method_run(tmp_path, seed, minmax, z_dim=8, num_domains=4):
     cfg = compose_config(
         ["trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false",
          "~callbacks.visualization_callback", f"seed={seed}", f"model.penalty_criterion.minmax={minmax}",
-         "datamodule.dataset.z_dim=8", "datamodule.dataset.num_domains=4"],
+         f"datamodule.dataset.z_dim={z_dim}", f"datamodule.dataset.num_domains={num_domains}"],
         tiny=False,
     )
     return run(cfg, run_dir=tmp_path / f"{seed}-{minmax}")
 
 
 @pytest.mark.parametrize("seed", [1235, 4256])
-def test_minmax_separates_stable_from_spurious(tmp_path, seed):
-    # Default budget: 300 epochs, Adam lr 0.03 with ReduceLROnPlateau (configs/model/mixing_synthetic.yaml).
+def test_minmax_reaches_the_limit_in_the_default_cell(tmp_path, seed):
+    # The defaults (configs/model/mixing_synthetic.yaml): whitened input, 4 restarts, Adam lr 0.01
+    # with cosine decay over 300 epochs. The default cell (z_dim 8, 4 domains) is certified.
     m = _method_run(tmp_path, seed, 1.0)
-    assert m["r2_zinv_from_hinv"] >= 0.95
-    assert m["r2_zsp_from_hinv"] <= 0.05
+    assert m["support_identifiable"] is True
+    assert m["r2_zinv_from_hinv"] >= 0.995
+    assert m["r2_zsp_from_hinv"] <= 0.005
+
+
+def test_minmax_reaches_the_limit_in_a_certified_cell_that_needs_restarts(tmp_path):
+    # z_dim 16, 8 domains, seed 1235: single initialisations stop at r2_zinv 0.87-0.95 here; the
+    # restart with the lowest validation loss reaches the limit.
+    m = _method_run(tmp_path, 1235, 1.0, z_dim=16, num_domains=8)
+    assert m["support_identifiable"] is True
+    assert m["r2_zinv_from_hinv"] >= 0.99
+    assert m["r2_zsp_from_hinv"] <= 0.01
 
 
 def test_without_penalty_blocks_stay_mixed(tmp_path):

@@ -125,7 +125,7 @@ class InvariantAutoencoder:
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:
         """The learned latents (n, z_dim), stable block first."""
-        return self.autoencoder_.encoder(self._prepare(X)).numpy()
+        return self.autoencoder_.encode(self._prepare(X)).numpy()
 
     def stable_latents(self, X) -> np.ndarray:
         return self.transform(X)[:, : self.params["z_dim_invariant"]]
@@ -148,7 +148,8 @@ class InvariantAutoencoder:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {
-            "params": self.params, "autoencoder": self.autoencoder_config_, "x_mean": self.x_mean_.tolist(),
+            "params": self.params, "autoencoder": self.autoencoder_config_, "restarts": self.autoencoder_.restarts,
+            "x_mean": self.x_mean_.tolist(),
             "x_std": self.x_std_.tolist(), "domain_labels": self.domain_labels_, "metrics": self.metrics_,
         }
         (path / "estimator.json").write_text(json.dumps(state, indent=2, default=str))
@@ -163,7 +164,12 @@ class InvariantAutoencoder:
         est.x_mean_ = np.asarray(state["x_mean"], dtype=np.float32)
         est.x_std_ = np.asarray(state["x_std"], dtype=np.float32)
         est.domain_labels_, est.metrics_, est.autoencoder_config_ = state["domain_labels"], state["metrics"], state["autoencoder"]
-        ae = build_autoencoder(OmegaConf.create(state["autoencoder"]), len(est.x_mean_), est.params["z_dim"])
-        ae.load_state_dict(load_file(str(path / "weights.safetensors")))
+        weights = load_file(str(path / "weights.safetensors"))
+        whitened = "input_map" in weights
+        input_dim = weights["input_map"].shape[1] if whitened else len(est.x_mean_)
+        ae = build_autoencoder(OmegaConf.create(state["autoencoder"]), input_dim, est.params["z_dim"], state.get("restarts", 1))
+        if whitened:
+            ae.set_whitening(weights["input_mean"], weights["input_map"])
+        ae.load_state_dict(weights)
         est.autoencoder_ = ae.eval()
         return est

@@ -5,6 +5,11 @@ computed for all domains, pairs and coordinates at once with grouped tensor ops 
 loop over coordinates or domain pairs). Domains missing from a batch are left out of the
 pairs; with fewer than two comparable domains a penalty is an exact zero that keeps the graph.
 Naive loop versions used to check these live in ``tests/naive_penalties.py``.
+
+Restarts: every penalty also takes h of shape (R, B, d), R independently trained copies of the
+encoder on the same batch, and then returns the R penalties, one per restart. The per-coordinate
+penalties (min-max, stddev, hinge) see the restarts as R * d columns of one (B, R * d) matrix, so
+that R restarts cost one call; MMD keeps one kernel matrix per restart.
 """
 
 from __future__ import annotations
@@ -16,11 +21,41 @@ import torch.nn.functional as F
 
 PENALTY_NAMES = ("minmax", "mmd", "stddev")
 LOSS_TRANSFORMS = ("mse", "l1")
+# "mean": average over domain pairs (ours: comparable across domain counts); "sum": the reference
+# code's normalisation (min-max and MMD summed over pairs, stddev over pairs and coordinates, the
+# hinge over domains).
+REDUCTIONS = ("mean", "sum")
 
 
 def _zero(h: torch.Tensor) -> torch.Tensor:
     # A zero that stays connected to the graph, so backward() works on a batch with one domain.
     return h.sum() * 0.0
+
+
+def _as_columns(h: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(B, d) -> itself, 1 restart; (R, B, d) -> (B, R * d) with restart r in columns r*d..(r+1)*d-1."""
+    if h.dim() == 2:
+        return h, 1
+    r, b, d = h.shape
+    return h.permute(1, 0, 2).reshape(b, r * d), r
+
+
+def _per_restart(
+    values: torch.Tensor, restarts: int, squeeze: bool, rows: str = "mean", columns: str = "mean"
+) -> torch.Tensor:
+    """(rows, R * d) per-row (domain pair or domain), per-column values -> (R,), reduced over the rows
+    and each restart's d columns by ``rows`` / ``columns`` (mean | sum); a scalar when the input had
+    no restart dimension."""
+    if rows not in REDUCTIONS or columns not in REDUCTIONS:
+        raise ValueError(f"penalty reduction must be one of {REDUCTIONS}, got {rows!r}/{columns!r}")
+    out = values.reshape(values.shape[0], restarts, -1)
+    out = out.sum(dim=2) if columns == "sum" else out.mean(dim=2)
+    out = out.sum(dim=0) if rows == "sum" else out.mean(dim=0)
+    return out[0] if squeeze else out
+
+
+def _zero_per_restart(h: torch.Tensor) -> torch.Tensor:
+    return _zero(h) if h.dim() == 2 else h.sum(dim=(1, 2)) * 0.0
 
 
 def pad_by_domain(h: torch.Tensor, domains: torch.Tensor, counts: torch.Tensor, fills: tuple[float, ...]):
@@ -50,56 +85,60 @@ def minmax_penalty(
     num_domains: int,
     top_k: int = 5,
     loss_transform: str = "mse",
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Support invariance: match each domain's ``top_k`` smallest and largest values per coordinate.
 
     For every pair of present domains: mean over (k, coordinates) of transform(min_i - min_j)
-    plus the same for the maxima; averaged over pairs. When a domain in the batch has fewer
+    plus the same for the maxima; averaged (reduction="sum": summed) over pairs. When a domain in the batch has fewer
     than ``top_k`` samples, k drops to the smallest domain count in the batch for all domains,
     so that every domain is compared on the same number of order statistics.
     """
     counts = torch.bincount(domains, minlength=num_domains)
     present = torch.nonzero(counts > 0).flatten()
     if len(present) < 2:
-        return _zero(h)
+        return _zero_per_restart(h)
+    columns, restarts = _as_columns(h)
     k = min(int(top_k), int(counts[present].min()))
-    low, high = pad_by_domain(h, domains, counts, (math.inf, -math.inf))
+    low, high = pad_by_domain(columns, domains, counts, (math.inf, -math.inf))
     mins = torch.topk(low[present], k, dim=1, largest=False, sorted=True).values
     maxs = torch.topk(high[present], k, dim=1, largest=True, sorted=True).values
     i, j = torch.triu_indices(len(present), len(present), offset=1, device=h.device)
-    per_pair = _transform(mins[i] - mins[j], loss_transform).mean(dim=(1, 2)) + _transform(
+    per_pair = _transform(mins[i] - mins[j], loss_transform).mean(dim=1) + _transform(
         maxs[i] - maxs[j], loss_transform
-    ).mean(dim=(1, 2))
-    return per_pair.mean()
+    ).mean(dim=1)
+    return _per_restart(per_pair, restarts, squeeze=h.dim() == 2, rows=reduction)
 
 
 def squared_distances(h: torch.Tensor) -> torch.Tensor:
-    """All pairwise squared Euclidean distances (B, B); clamped, with finite gradients at 0."""
-    norms = h.square().sum(dim=1)
-    return (norms[:, None] + norms[None, :] - 2.0 * h @ h.T).clamp_min(0.0)
+    """All pairwise squared Euclidean distances (..., B, B) of h (..., B, d); clamped at 0."""
+    norms = h.square().sum(dim=-1)
+    return (norms[..., :, None] + norms[..., None, :] - 2.0 * h @ h.transpose(-1, -2)).clamp_min(0.0)
 
 
 def mmd_bandwidths(
     sq_dist: torch.Tensor, fix_sigma: float | None, kernel_number: int, kernel_multiplier: float
 ) -> torch.Tensor:
-    """The kernel bandwidths: ``kernel_number`` values spaced by ``kernel_multiplier`` around a centre.
+    """The kernel bandwidths (..., kernel_number): values spaced by ``kernel_multiplier`` around a centre.
 
-    The centre is ``fix_sigma``, or (when None) the mean pairwise squared distance of the batch,
-    detached so that the bandwidth does not chase the encoder.
+    The centre is ``fix_sigma``, or (when None) the mean pairwise squared distance of the batch
+    (of each restart's batch for sq_dist (R, B, B)), detached so that the bandwidth does not chase
+    the encoder.
     """
-    n = sq_dist.shape[0]
+    n = sq_dist.shape[-1]
     if fix_sigma is None:
-        centre = sq_dist.detach().sum() / max(n * n - n, 1)
+        centre = sq_dist.detach().sum(dim=(-2, -1)) / max(n * n - n, 1)
         centre = centre.clamp_min(1e-12)
     else:
-        centre = torch.tensor(float(fix_sigma), dtype=sq_dist.dtype, device=sq_dist.device)
+        centre = torch.full(sq_dist.shape[:-2], float(fix_sigma), dtype=sq_dist.dtype, device=sq_dist.device)
     base = centre / kernel_multiplier ** (kernel_number // 2)
     powers = torch.arange(kernel_number, dtype=sq_dist.dtype, device=sq_dist.device)
-    return base * kernel_multiplier**powers
+    return base[..., None] * kernel_multiplier**powers
 
 
 class _WeightedKernelSum(torch.autograd.Function):
-    """sum_ab W_ab * sum_q exp(-||h_a - h_b||^2 / b_q) for a symmetric W, with a closed-form gradient.
+    """sum_ab W_ab * sum_q exp(-||h_a - h_b||^2 / b_q) for a symmetric W, with a closed-form gradient;
+    for h (R, B, d) one value per restart (R,), each with its own bandwidths.
 
     Written by hand (not left to autograd) for speed: autograd would keep and traverse several
     B x B intermediates per kernel; here backward needs one B x B matrix and one matmul,
@@ -110,23 +149,24 @@ class _WeightedKernelSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weights, fix_sigma, kernel_number, multiplier):
         sq = squared_distances(h)
-        widths = mmd_bandwidths(sq, fix_sigma, kernel_number, multiplier).tolist()
+        widths = mmd_bandwidths(sq, fix_sigma, kernel_number, multiplier)  # (..., Q)
         kernel = slope = e = None  # slope: d kernel / d sq
-        for b in reversed(widths):  # widest first, so that with multiplier 2, e_{b/2} = e_b ** 2
-            e = e.square_() if (e is not None and multiplier == 2.0) else torch.exp(sq * (-1.0 / b))
+        for q in reversed(range(kernel_number)):  # widest first: with multiplier 2, e_{b/2} = e_b ** 2
+            inv = (-1.0 / widths[..., q])[..., None, None]
+            e = e.square_() if (e is not None and multiplier == 2.0) else torch.exp(sq * inv)
             if kernel is None:
-                kernel, slope = e.clone(), e * (-1.0 / b)
+                kernel, slope = e.clone(), e * inv
             else:
                 kernel.add_(e)
-                slope.add_(e, alpha=-1.0 / b)
+                slope.add_(e * inv)
         ctx.save_for_backward(h, slope.mul_(weights))
-        return torch.dot(weights.flatten(), kernel.flatten())
+        return (kernel * weights).sum(dim=(-2, -1))
 
     @staticmethod
     def backward(ctx, grad_out):
         h, g = ctx.saved_tensors
-        grad_h = 4.0 * (g.sum(dim=1, keepdim=True) * h - g @ h)
-        return grad_out * grad_h, None, None, None, None
+        grad_h = 4.0 * (g.sum(dim=-1, keepdim=True) * h - g @ h)
+        return grad_out[..., None, None] * grad_h, None, None, None, None
 
 
 def mmd_penalty(
@@ -136,21 +176,30 @@ def mmd_penalty(
     fix_sigma: float | None = None,
     kernel_number: int = 5,
     kernel_multiplier: float = 2.0,
+    reduction: str = "mean",
+    per_pair: bool = False,
 ) -> torch.Tensor:
-    """Distribution invariance: squared MMD (biased estimator) between every pair of domains, averaged.
+    """Distribution invariance: squared MMD (biased estimator) between every pair of domains, averaged
+    (reduction="sum": summed) over pairs; per restart for h (R, B, d).
+
+    per_pair=True computes each pair as the reference code does (see mmd_penalty_per_pair).
 
     Kernel: sum over bandwidths b of exp(-||a - c||^2 / b). One kernel matrix for the whole
     batch, with one bandwidth set shared by all pairs. The mean over pairs of
     MMD^2_ij = K_ii + K_jj - 2 K_ij (block means) is linear in the kernel matrix, so it is one
     weighted sum sum_ab W[d_a, d_b] k(h_a, h_b) with per-domain-pair coefficients W.
     """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"penalty reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if per_pair:
+        return mmd_penalty_per_pair(h, domains, num_domains, fix_sigma, kernel_number, kernel_multiplier, reduction)
     counts = torch.bincount(domains, minlength=num_domains)
     present = counts > 0
     num_present = int(present.sum())
     if num_present < 2:
-        return _zero(h)
+        return _zero_per_restart(h)
     n = counts.to(h.dtype).clamp_min(1.0)
-    num_pairs = num_present * (num_present - 1) / 2
+    num_pairs = num_present * (num_present - 1) / 2 if reduction == "mean" else 1.0
     # Coefficient of block (i, j) of the kernel matrix: each domain's K_ii appears in (P - 1) pairs,
     # each K_ij (i != j) with -2, split over the two symmetric blocks.
     coef = -1.0 / (n[:, None] * n[None, :])
@@ -158,6 +207,36 @@ def mmd_penalty(
     coef = coef * (present[:, None] & present[None, :]) / num_pairs
     weights = coef[domains][:, domains]
     return _WeightedKernelSum.apply(h, weights, fix_sigma, int(kernel_number), float(kernel_multiplier))
+
+
+def mmd_penalty_per_pair(
+    h: torch.Tensor,
+    domains: torch.Tensor,
+    num_domains: int,
+    fix_sigma: float | None = None,
+    kernel_number: int = 1,
+    kernel_multiplier: float = 1.0,
+    reduction: str = "sum",
+) -> torch.Tensor:
+    """The reference code's MMD: for each pair of present domains, both truncated to their first
+    min(n_i, n_j) rows (batch order), one kernel matrix on the pair's rows with the bandwidth centre
+    taken from those rows (fix_sigma=None), MMD^2 = mean K_ii + mean K_jj - 2 mean K_ij; summed
+    (or averaged) over pairs. A loop over pairs: for reproducing the reference, not for speed."""
+    counts = torch.bincount(domains, minlength=num_domains)
+    present = torch.nonzero(counts > 0).flatten().tolist()
+    if len(present) < 2:
+        return _zero_per_restart(h)
+    rows = [torch.nonzero(domains == d).flatten() for d in present]
+    values = []
+    for a in range(len(present)):
+        for b in range(a + 1, len(present)):
+            m = min(len(rows[a]), len(rows[b]))
+            pair = torch.cat([rows[a][:m], rows[b][:m]])
+            weights = torch.full((2 * m, 2 * m), 1.0 / (m * m), dtype=h.dtype, device=h.device)
+            weights[:m, m:] = weights[m:, :m] = -1.0 / (m * m)
+            values.append(_WeightedKernelSum.apply(h[..., pair, :], weights, fix_sigma, int(kernel_number), float(kernel_multiplier)))
+    stacked = torch.stack(values)
+    return stacked.sum(dim=0) if reduction == "sum" else stacked.mean(dim=0)
 
 
 def mmd_kernel_vanishes(
@@ -188,19 +267,20 @@ def domain_variances(h: torch.Tensor, domains: torch.Tensor, num_domains: int):
 
 
 def stddev_penalty(
-    h: torch.Tensor, domains: torch.Tensor, num_domains: int, stddev_eps: float = 1e-8
+    h: torch.Tensor, domains: torch.Tensor, num_domains: int, stddev_eps: float = 1e-8, reduction: str = "mean"
 ) -> torch.Tensor:
-    """Variance invariance: mean over domain pairs and coordinates of (std_i - std_j)^2.
+    """Variance invariance: mean (reduction="sum": sum) over domain pairs and coordinates of (std_i - std_j)^2.
 
     Domains with fewer than two samples in the batch have no standard deviation and are left out.
     """
-    var, counts = domain_variances(h, domains, num_domains)
+    columns, restarts = _as_columns(h)
+    var, counts = domain_variances(columns, domains, num_domains)
     present = torch.nonzero(counts > 1).flatten()
     if len(present) < 2:
-        return _zero(h)
+        return _zero_per_restart(h)
     std = torch.sqrt(var[present] + stddev_eps)
     i, j = torch.triu_indices(len(present), len(present), offset=1, device=h.device)
-    return (std[i] - std[j]).square().mean()
+    return _per_restart((std[i] - std[j]).square(), restarts, squeeze=h.dim() == 2, rows=reduction, columns=reduction)
 
 
 def hinge_loss(
@@ -209,12 +289,14 @@ def hinge_loss(
     num_domains: int,
     stddev_threshold: float = 1.0,
     stddev_eps: float = 1e-4,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """Anti-collapse: per domain, mean over coordinates of relu(threshold - sqrt(var + eps)),
-    averaged over the domains with at least two samples in the batch."""
-    var, counts = domain_variances(h, domains, num_domains)
+    averaged (reduction="sum": summed) over the domains with at least two samples in the batch."""
+    columns, restarts = _as_columns(h)
+    var, counts = domain_variances(columns, domains, num_domains)
     present = torch.nonzero(counts > 1).flatten()
     if len(present) == 0:
-        return _zero(h)
+        return _zero_per_restart(h)
     std = torch.sqrt(var[present] + stddev_eps)
-    return F.relu(stddev_threshold - std).mean(dim=1).mean()
+    return _per_restart(F.relu(stddev_threshold - std), restarts, squeeze=h.dim() == 2, rows=reduction)

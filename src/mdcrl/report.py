@@ -136,6 +136,8 @@ def summarize(runs: list[Run], metrics: list[str], columns: str = "config") -> t
     for (z_dim, k, column), cell_runs in sorted(cells.items(), key=lambda kv: tuple(map(str, kv[0]))):
         for problem in cell_problems(cell_runs):
             problems.append(f"z_dim={z_dim}, num_domains={k}, {column}: {problem}")
+        known = [r.metrics["support_identifiable"] for r in cell_runs if r.metrics.get("support_identifiable") is not None]
+        identifiable = f"{sum(map(bool, known))}/{len(known)}" if known else ""
         for metric in metrics:
             values = np.array([r.metrics.get(metric, np.nan) for r in cell_runs], dtype=float)
             values = values[np.isfinite(values)]
@@ -144,21 +146,48 @@ def summarize(runs: list[Run], metrics: list[str], columns: str = "config") -> t
                 "mean": values.mean() if len(values) else np.nan,
                 "std": values.std(ddof=1) if len(values) > 1 else np.nan,
                 "count": len(values),
+                "identifiable": identifiable,
             })
     return pd.DataFrame.from_records(records), problems
 
 
-def format_cell(mean: float, std: float, count: int) -> str:
+def format_cell(mean: float, std: float, count: int, identifiable: str = "") -> str:
     if count == 0 or math.isnan(mean):
         return "—"
     spread = "—" if math.isnan(std) else f"{std:.3f}"
-    return f"{mean:.3f} ± {spread} ({count})"
+    mark = f" [{identifiable} id]" if identifiable else ""
+    return f"{mean:.3f} ± {spread} ({count}){mark}"
+
+
+def mixed_cells_per_seed(runs: list[Run], metrics: list[str], columns: str) -> str:
+    """Per-seed rows for the cells where support identifiability differs between seeds."""
+    cells: dict[tuple, list[Run]] = {}
+    for run in runs:
+        if run.status == "finished" and run.metrics.get("support_identifiable") is not None:
+            d = describe(run, columns)
+            cells.setdefault((d["z_dim"], d["num_domains"], d["column"]), []).append(run)
+    lines = []
+    for (z_dim, k, column), cell_runs in sorted(cells.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if len({r.metrics["support_identifiable"] for r in cell_runs}) < 2:
+            continue
+        for r in sorted(cell_runs, key=lambda r: str(r.config.get("seed"))):
+            values = " | ".join(f"{float(r.metrics.get(m, float('nan'))):.4f}" for m in metrics)
+            lines.append(f"| {z_dim} | {k} | {column} | {r.config.get('seed')} | {r.metrics['support_identifiable']} | {values} |")
+    if not lines:
+        return ""
+    header = ["## Cells with certified and uncertified seeds, per seed", "",
+              "| z_dim | num_domains | column | seed | support_identifiable | " + " | ".join(metrics) + " |",
+              "|" + "---|" * (5 + len(metrics))]
+    return "\n".join(header + lines)
 
 
 def markdown_tables(table: pd.DataFrame) -> str:
     parts = []
     for metric, sub in table.groupby("metric", sort=False):
-        sub = sub.assign(cell=[format_cell(m, s, c) for m, s, c in zip(sub["mean"], sub["std"], sub["count"])])
+        identifiable = sub["identifiable"] if "identifiable" in sub else [""] * len(sub)
+        sub = sub.assign(cell=[
+            format_cell(m, s, c, i) for m, s, c, i in zip(sub["mean"], sub["std"], sub["count"], identifiable)
+        ])
         wide = sub.pivot_table(index=list(ROWS), columns="column", values="cell", aggfunc="first").fillna("—")
         header = "| z_dim | num_domains | " + " | ".join(wide.columns) + " |"
         lines = [f"### {metric}", "", header, "|" + "---|" * (len(wide.columns) + 2)]
@@ -216,7 +245,13 @@ def write_report(paths: list[Path], out: Path, metrics: list[str], columns: str 
     table.to_csv(out / "report.csv", index=False)
     finished = sum(r.status == "finished" for r in runs)
     text = [f"# mdcrl report", "", f"{finished} finished runs of {len(runs)} found under {', '.join(map(str, paths))}.", ""]
+    if "identifiable" in table and table["identifiable"].astype(bool).any():
+        text += ["`[a/b id]`: a of the cell's b seeds are certified identifiable by support (README, "
+                 "\"Where the limit is 1\"): only there can min-max reach r2_zinv_from_hinv = 1.", ""]
     text.append(markdown_tables(table) if len(table) else "No finished runs.")
+    per_seed = mixed_cells_per_seed(runs, metrics, columns)
+    if per_seed:
+        text += ["", per_seed]
     if problems:
         text += ["", "## Problems", ""] + [f"- {p}" for p in problems]
     (out / "report.md").write_text("\n".join(text) + "\n")

@@ -30,7 +30,9 @@ from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
 from mdcrl.data.tables import arrays_to_data, read_table
 from mdcrl.io import read_json, write_json_atomic, write_text_atomic
 from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, invariance_diagnostics
+from mdcrl.identifiability import support_identifiable_for
 from mdcrl.models.autoencoders import build_autoencoder
+from mdcrl.models.base import fit_whitening
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.validation import ConfigError, validate_config
 
@@ -92,16 +94,30 @@ def model_dims(model_cfg: DictConfig, data: MultiDomainData) -> tuple[int, int]:
     return int(z_dim), int(d_s)
 
 
+def build_autoencoder_for(model_cfg: DictConfig, data: MultiDomainData, z_dim: int):
+    """The configured autoencoder with model.restarts copies; with model.whiten, preceded by PCA
+    whitening fitted on the train split (flat inputs only: images are never whitened)."""
+    train_x = data.splits["train"].x
+    whiten = bool(model_cfg.get("whiten", False)) and train_x.ndim == 2
+    mean, matrix = fit_whitening(train_x) if whiten else (None, None)
+    input_dim = matrix.shape[1] if whiten else data.x_dim
+    autoencoder = build_autoencoder(model_cfg.autoencoder, input_dim, z_dim, int(model_cfg.get("restarts", 1)))
+    if whiten:
+        autoencoder.set_whitening(mean, matrix)
+    return autoencoder
+
+
 def build_module(cfg: DictConfig, data: MultiDomainData) -> MultiDomainAutoencoder:
     m = cfg.model
     z_dim, d_s = model_dims(m, data)
     plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
     return MultiDomainAutoencoder(
-        autoencoder=build_autoencoder(m.autoencoder, data.x_dim, z_dim),
+        autoencoder=build_autoencoder_for(m, data, z_dim),
         num_domains=data.num_domains,
         z_dim_invariant=d_s,
         z_dim_invariant_true=data.z_dim_invariant_true,
         penalty_weight=float(m.penalty_weight),
+        penalty_reduction=str(m.get("penalty_reduction", "mean")),
         penalty_criterion={k: float(v) for k, v in m.penalty_criterion.items()},
         minmax_loss=plain(m.minmax_loss),
         mmd_loss=plain(m.mmd_loss),
@@ -167,14 +183,15 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer) -> str
 
 @torch.no_grad()
 def split_losses(module: MultiDomainAutoencoder, loader) -> dict[str, float]:
-    """Sample-weighted mean of the loss terms over a split, batch by batch as in training."""
+    """Sample-weighted mean of the chosen restart's loss terms over a split, batch by batch as in training."""
     module.eval()
     totals: dict[str, float] = {}
     count = 0
+    chosen = module.chosen_restart
     for x, _, domains in loader:
         _, parts, _ = module.losses(x.to(module.device), domains.to(module.device))
         for name, value in parts.items():
-            totals[name] = totals.get(name, 0.0) + float(value) * len(x)
+            totals[name] = totals.get(name, 0.0) + float(value[chosen]) * len(x)
         count += len(x)
     return {name: total / count for name, total in totals.items()}
 
@@ -191,6 +208,7 @@ def evaluate(module: MultiDomainAutoencoder, datamodule: MultiDomainDataModule, 
             h_train, train.z, train.domain, h_test, test.z, test.domain,
             module.z_dim_invariant, datamodule.data.z_dim_invariant_true, nonlinear=nonlinear,
         )
+    metrics["support_identifiable"] = support_identifiable_for(datamodule.data.metadata)
     metrics["diagnostics"] = invariance_diagnostics(h_test, test.domain, module.z_dim_invariant)
     losses = split_losses(module, datamodule.test_dataloader())
     metrics["recon_mse"] = losses["recon_mse"]
@@ -310,6 +328,7 @@ def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData 
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path") or resume_from)
         info["best_checkpoint"] = load_best_weights(module, trainer)
         info["epochs"] = int(trainer.current_epoch)
+        info["chosen_restart"] = module.chosen_restart
         metrics = evaluate(module, datamodule, nonlinear=bool(cfg.get("nonlinear_probe", True)))
         if cfg.model.get("save_encoded_data", False):
             save_encodings(run_dir, module, cfg, data)

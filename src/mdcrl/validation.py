@@ -10,7 +10,7 @@ import math
 import torch
 
 from mdcrl.data.mixing import SPLITS, mixing_dims
-from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES
+from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
 
 
 class ConfigError(ValueError):
@@ -123,6 +123,19 @@ def validate_model(model) -> None:
     _require(int(mmd.kernel_number) >= 1, f"{p}.mmd_loss.kernel_number={mmd.kernel_number} must be >= 1.")
     _require(float(mmd.kernel_multiplier) > 0, f"{p}.mmd_loss.kernel_multiplier={mmd.kernel_multiplier} must be > 0.")
     _require(float(model.optimizer.lr) > 0, f"{p}.optimizer.lr={model.optimizer.lr} must be > 0.")
+    reduction = model.get("penalty_reduction", "mean")
+    _require(reduction in REDUCTIONS, f"{p}.penalty_reduction={reduction!r} must be one of {list(REDUCTIONS)}.")
+    restarts = model.get("restarts", 1)
+    _require(
+        isinstance(restarts, int) and not isinstance(restarts, bool) and restarts >= 1,
+        f"{p}.restarts={restarts!r} must be an integer >= 1 (copies trained at once, the best by validation loss kept).",
+    )
+    _require(isinstance(model.get("whiten", False), bool), f"{p}.whiten={model.get('whiten')!r} must be true or false.")
+    scheduler = model.get("scheduler") or {}
+    _require(
+        scheduler.get("name", "plateau") in ("plateau", "cosine"),
+        f"{p}.scheduler.name={scheduler.get('name')!r} must be plateau or cosine.",
+    )
 
 
 def validate_trainer(trainer) -> None:

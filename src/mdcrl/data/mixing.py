@@ -111,7 +111,10 @@ def generate_mixing_data(dataset_cfg, seed: int) -> MultiDomainData:
         latents[name] = (z, domain)
     mixing.fit(latents["train"][0])
     splits = {name: Split(mixing(z).astype(np.float32), z.astype(np.float32), d) for name, (z, d) in latents.items()}
-    metadata = {"kind": "mixing", "z_dim": z_dim, "z_dim_invariant": d_s, "x_dim": x_dim, "domain_boxes": boxes.tolist()}
+    metadata = {
+        "kind": "mixing", "z_dim": z_dim, "z_dim_invariant": d_s, "x_dim": x_dim, "domain_boxes": boxes.tolist(),
+        "linear": bool(dataset_cfg.linear), "correlated_z": bool(dataset_cfg.correlated_z),
+    }
     return MultiDomainData(splits, k, d_s, metadata)
 
 

@@ -37,17 +37,17 @@ def monomial_plan(z_dim: int, degree: int) -> list[tuple[np.ndarray, np.ndarray]
 
 
 def monomial_features(z, plan, include_constant: bool = True):
-    """(n, num_monomials) features of z (numpy array or torch tensor): [1,] degree 1, 2, ..., p."""
+    """(..., n, num_monomials) features of z (..., n, d) (numpy array or torch tensor): [1,] degree 1, 2, ..., p."""
     if isinstance(z, np.ndarray):
-        take, cat = (lambda a, idx: np.take(a, idx, axis=1)), (lambda blocks: np.concatenate(blocks, axis=1))
+        take, cat = (lambda a, idx: np.take(a, idx, axis=-1)), (lambda blocks: np.concatenate(blocks, axis=-1))
     else:
         import torch
 
         # index_select, not z[:, idx]: its backward is ~5x faster than advanced indexing's here.
-        take, cat = (lambda a, idx: torch.index_select(a, 1, idx)), (lambda blocks: torch.cat(blocks, dim=1))
+        take, cat = (lambda a, idx: torch.index_select(a, -1, idx)), (lambda blocks: torch.cat(blocks, dim=-1))
     blocks = [z]
     for parent, variable in plan:
         blocks.append(take(blocks[-1], parent) * take(z, variable))
     if include_constant:
-        blocks.insert(0, z[:, :1] * 0 + 1)
+        blocks.insert(0, z[..., :1] * 0 + 1)
     return cat(blocks)

@@ -6,20 +6,23 @@ import torch
 from torch import nn
 
 from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
-from mdcrl.models.base import Autoencoder
+from mdcrl.models.base import Autoencoder, StackedLinear
 from mdcrl.models.resnet import resnet18_autoencoder
 
 
-def linear_autoencoder(x_dim: int, z_dim: int) -> Autoencoder:
+def linear_autoencoder(x_dim: int, z_dim: int, restarts: int = 1) -> Autoencoder:
     """Linear mixing is identified up to a block-affine map, so a linear f and h suffice."""
-    return Autoencoder(nn.Linear(x_dim, z_dim), nn.Linear(z_dim, x_dim))
+    return Autoencoder(StackedLinear(restarts, x_dim, z_dim), StackedLinear(restarts, z_dim, x_dim), restarts)
 
 
-def mlp(dims: list[int], negative_slope: float = 0.01, batch_norm: bool = False) -> nn.Sequential:
-    """Linear layers with LeakyReLU (and optional batch norm) between them, none after the last."""
+def mlp(dims: list[int], negative_slope: float = 0.01, batch_norm: bool = False, restarts: int = 1) -> nn.Sequential:
+    """Linear layers with LeakyReLU (and optional batch norm) between them, none after the last.
+    Without batch norm the layers are stacked over ``restarts``; batch norm needs restarts = 1."""
+    if batch_norm and restarts != 1:
+        raise ValueError("an MLP with batch_norm=true trains one restart at a time: set model.restarts=1")
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        layers.append(nn.Linear(a, b))
+        layers.append(nn.Linear(a, b) if batch_norm else StackedLinear(restarts, a, b))
         if i < len(dims) - 2:
             if batch_norm:
                 layers.append(nn.BatchNorm1d(b))
@@ -30,13 +33,13 @@ def mlp(dims: list[int], negative_slope: float = 0.01, batch_norm: bool = False)
 class PolynomialDecoder(nn.Module):
     """x_hat = W [1, monomials of z_hat up to degree]: the decoder class that matches polynomial mixing."""
 
-    def __init__(self, z_dim: int, x_dim: int, degree: int):
+    def __init__(self, z_dim: int, x_dim: int, degree: int, restarts: int = 1):
         super().__init__()
         self.plan_size = degree - 1
         for q, (parent, variable) in enumerate(monomial_plan(z_dim, degree)):
             self.register_buffer(f"parent_{q}", torch.from_numpy(parent), persistent=False)
             self.register_buffer(f"variable_{q}", torch.from_numpy(variable), persistent=False)
-        self.linear = nn.Linear(num_monomials(z_dim, degree) - 1, x_dim)  # its bias is the constant monomial
+        self.linear = StackedLinear(restarts, num_monomials(z_dim, degree) - 1, x_dim)  # bias: the constant monomial
 
     def features(self, z: torch.Tensor) -> torch.Tensor:
         plan = [(getattr(self, f"parent_{q}"), getattr(self, f"variable_{q}")) for q in range(self.plan_size)]
@@ -47,20 +50,24 @@ class PolynomialDecoder(nn.Module):
 
 
 def polynomial_autoencoder(
-    x_dim: int, z_dim: int, degree: int, hidden_dims: list[int] = (200, 200), negative_slope: float = 0.01
+    x_dim: int, z_dim: int, degree: int, hidden_dims: list[int] = (200, 200), negative_slope: float = 0.01,
+    restarts: int = 1,
 ) -> Autoencoder:
     """MLP encoder (LeakyReLU) with a polynomial decoder (polynomial stage 1)."""
-    encoder = mlp([x_dim, *hidden_dims, z_dim], negative_slope)
-    return Autoencoder(encoder, PolynomialDecoder(z_dim, x_dim, degree))
+    encoder = mlp([x_dim, *hidden_dims, z_dim], negative_slope, restarts=restarts)
+    return Autoencoder(encoder, PolynomialDecoder(z_dim, x_dim, degree, restarts), restarts)
 
 
 def mlp_autoencoder(
-    x_dim: int, z_dim: int, hidden_dims: list[int] = (128, 128), negative_slope: float = 0.01, batch_norm: bool = False
+    x_dim: int, z_dim: int, hidden_dims: list[int] = (128, 128), negative_slope: float = 0.01, batch_norm: bool = False,
+    restarts: int = 1,
 ) -> Autoencoder:
     """MLP encoder and mirrored MLP decoder."""
     hidden = list(hidden_dims)
     return Autoencoder(
-        mlp([x_dim, *hidden, z_dim], negative_slope, batch_norm), mlp([z_dim, *hidden[::-1], x_dim], negative_slope, batch_norm)
+        mlp([x_dim, *hidden, z_dim], negative_slope, batch_norm, restarts),
+        mlp([z_dim, *hidden[::-1], x_dim], negative_slope, batch_norm, restarts),
+        restarts,
     )
 
 
@@ -69,9 +76,13 @@ AUTOENCODERS = {
 }
 
 
-def build_autoencoder(ae_cfg, x_dim, z_dim: int) -> Autoencoder:
+def build_autoencoder(ae_cfg, x_dim, z_dim: int, restarts: int = 1) -> Autoencoder:
     name = ae_cfg.name
     if name not in AUTOENCODERS:
         raise ValueError(f"model.autoencoder.name={name!r} is unknown; choose one of {sorted(AUTOENCODERS)}")
     options = {k: v for k, v in ae_cfg.items() if k != "name"}
-    return AUTOENCODERS[name](x_dim, z_dim, **options)
+    if name == "resnet18":
+        if restarts != 1:
+            raise ValueError("the ResNet-18 autoencoder trains one restart at a time: set model.restarts=1")
+        return AUTOENCODERS[name](x_dim, z_dim, **options)
+    return AUTOENCODERS[name](x_dim, z_dim, restarts=restarts, **options)

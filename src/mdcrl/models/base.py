@@ -1,14 +1,93 @@
-"""The autoencoder container every architecture returns."""
+"""The autoencoder container every architecture returns: restarts and input whitening live here.
 
+Restarts: ``restarts`` independently initialised copies are trained at once, on the same batches.
+Architectures built from :class:`StackedLinear` carry the copies as a leading weight dimension
+(one batched matmul for all of them); others are trained one copy at a time (restarts=1). After
+training, ``chosen`` (a buffer, so it is saved in checkpoints) names the copy that ``forward`` and
+``encode`` use; the training module picks it by validation loss.
+
+Whitening: an optional fixed map fitted on the train split, x -> (x - mean) @ input_map (PCA
+whitening, dropping directions without variance). The encoder sees whitened inputs and the decoder
+reconstructs them, so the loss is computed in whitened units; ``forward`` maps reconstructions back
+to the input space. Because the map is part of the model, every consumer (evaluation, stage-1
+encodings, the estimator, a reloaded checkpoint) passes raw x.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
 from torch import nn
 
 
+class StackedLinear(nn.Module):
+    """``restarts`` independent nn.Linear layers applied at once: (B, in) or (R, B, in) -> (R, B, out).
+    Each copy is initialised as nn.Linear initialises itself (uniform in +-1/sqrt(in))."""
+
+    def __init__(self, restarts: int, in_features: int, out_features: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(restarts, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(restarts, 1, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return torch.matmul(x, self.weight) + self.bias  # broadcasts the shared batch over restarts
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+def fit_whitening(x: np.ndarray, tolerance: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """PCA whitening of the rows of x: (mean, map) with (x - mean) @ map of identity covariance.
+    Directions whose variance is below ``tolerance`` x the largest are dropped (linear mixing of
+    z_dim latents into x_dim > z_dim coordinates has only z_dim of them)."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(x - mean, rowvar=False).reshape(x.shape[1], x.shape[1]))
+    keep = values > tolerance * max(values.max(), 1e-300)
+    return mean.astype(np.float32), (vectors[:, keep] / np.sqrt(values[keep])).astype(np.float32)
+
+
 class Autoencoder(nn.Module):
-    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, restarts: int = 1):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.restarts = int(restarts)
+        self.register_buffer("chosen", torch.zeros((), dtype=torch.long))
+        for name in ("input_mean", "input_map", "input_unmap"):  # set by set_whitening
+            self.register_buffer(name, None)
 
-    def forward(self, x):
-        z_hat = self.encoder(x)
-        return z_hat, self.decoder(z_hat)
+    def set_whitening(self, mean: np.ndarray, matrix: np.ndarray) -> None:
+        """Install the fixed input map (see fit_whitening); the encoder/decoder must have been built
+        for matrix.shape[1] features."""
+        matrix = torch.as_tensor(matrix, dtype=torch.float32).contiguous()  # one layout: same results after a reload
+        self.input_mean = torch.as_tensor(mean, dtype=torch.float32)
+        self.input_map = matrix
+        self.input_unmap = torch.linalg.pinv(matrix)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's view of raw x (whitened when a map is installed): the reconstruction target."""
+        return x if self.input_map is None else (x - self.input_mean) @ self.input_map
+
+    def forward_restarts(self, x: torch.Tensor):
+        """All restarts: h (R, B, z), reconstruction (R, B, ...) of the target, and the target."""
+        target = self.prepare(x)
+        h = self.encoder(target)
+        if h.dim() == 2:  # an architecture without a restart dimension (restarts == 1)
+            return h[None], self.decoder(h)[None], target
+        return h, self.decoder(h), target
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The chosen restart's latents (B, z) of raw x."""
+        h = self.encoder(self.prepare(x))
+        return h if h.dim() == 2 else h[self.chosen]
+
+    def forward(self, x: torch.Tensor):
+        """(latents, reconstruction of x in the input space) for the chosen restart."""
+        h, x_hat, _ = self.forward_restarts(x)
+        h, x_hat = h[self.chosen], x_hat[self.chosen]
+        if self.input_map is not None:
+            x_hat = x_hat @ self.input_unmap + self.input_mean
+        return h, x_hat

@@ -1,4 +1,12 @@
-"""The training module: reconstruction + penalty_weight * invariance penalties + hinge (SPEC 3)."""
+"""The training module: reconstruction + penalty_weight * invariance penalties + hinge (SPEC 3).
+
+With restarts (R copies of the autoencoder, see models/base.py) every loss term is a vector (R,):
+training minimises their sum (the copies share no parameters, so each follows its own Adam
+trajectory; gradients are clipped per copy). At the end of each validation epoch the copy with the
+lowest validation loss becomes the autoencoder's ``chosen`` one; ``val/loss`` and the other logged
+curves are that copy's, so checkpointing, early stopping and the LR plateau follow the best copy.
+The choice uses only the validation objective, never the true latents.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,6 @@ import warnings
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mdcrl import penalties
 from mdcrl.data.datamodule import to_model_input
@@ -26,6 +33,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         z_dim_invariant: int,
         z_dim_invariant_true: int,
         penalty_weight: float = 1.0,
+        penalty_reduction: str = "mean",
         penalty_criterion: dict | None = None,
         minmax_loss: dict | None = None,
         mmd_loss: dict | None = None,
@@ -41,6 +49,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         self.z_dim_invariant = z_dim_invariant
         self.z_dim_invariant_true = z_dim_invariant_true
         self.penalty_weight = penalty_weight
+        self.penalty_reduction = penalty_reduction
         self.penalty_criterion = dict(penalty_criterion or {"minmax": 1.0})
         self.minmax_loss = dict(minmax_loss or {})
         self.mmd_loss = dict(mmd_loss or {})
@@ -56,23 +65,24 @@ class MultiDomainAutoencoder(L.LightningModule):
     # -- objective ---------------------------------------------------------------------------
     def penalty_terms(self, h_s: torch.Tensor, domains: torch.Tensor) -> dict[str, torch.Tensor]:
         """The enabled (weight > 0) penalties, unweighted, by name."""
-        k = self.num_domains
+        k, reduction = self.num_domains, self.penalty_reduction
         terms = {}
         if self.penalty_criterion.get("minmax", 0) > 0:
-            terms["minmax"] = penalties.minmax_penalty(h_s, domains, k, **self.minmax_loss)
+            terms["minmax"] = penalties.minmax_penalty(h_s, domains, k, reduction=reduction, **self.minmax_loss)
         if self.penalty_criterion.get("mmd", 0) > 0:
             self._check_bandwidth(h_s)
-            terms["mmd"] = penalties.mmd_penalty(h_s, domains, k, **self.mmd_loss)
+            terms["mmd"] = penalties.mmd_penalty(h_s, domains, k, reduction=reduction, **self.mmd_loss)
         if self.penalty_criterion.get("stddev", 0) > 0:
-            terms["stddev"] = penalties.stddev_penalty(h_s, domains, k, **self.stddev_loss)
+            terms["stddev"] = penalties.stddev_penalty(h_s, domains, k, reduction=reduction, **self.stddev_loss)
         if self.hinge_loss_weight > 0:
-            terms["hinge"] = penalties.hinge_loss(h_s, domains, k, **self.hinge_loss)
+            terms["hinge"] = penalties.hinge_loss(h_s, domains, k, reduction=reduction, **self.hinge_loss)
         return terms
 
     def _check_bandwidth(self, h_s):
         if self._warned_bandwidth:
             return
-        typical = penalties.mmd_kernel_vanishes(h_s.detach(), **self.mmd_loss)
+        options = {k: v for k, v in self.mmd_loss.items() if k != "per_pair"}
+        typical = penalties.mmd_kernel_vanishes(h_s[0].detach(), **options)
         if typical is not None:
             warnings.warn(
                 f"model.mmd_loss.fix_sigma={self.mmd_loss.get('fix_sigma')} is far below the typical squared "
@@ -83,22 +93,27 @@ class MultiDomainAutoencoder(L.LightningModule):
         self._warned_bandwidth = True
 
     def losses(self, x: torch.Tensor, domains: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        h, x_hat = self.autoencoder(x)
-        recon = F.mse_loss(x_hat, x)
-        terms = self.penalty_terms(h[:, : self.z_dim_invariant], domains)
-        penalty = sum((self.penalty_criterion[n] * v for n, v in terms.items() if n != "hinge"), recon.new_zeros(()))
+        """(sum over restarts of the loss, every term per restart (R,), latents (R, B, z))."""
+        h, x_hat, target = self.autoencoder.forward_restarts(x)
+        recon = (x_hat - target).square().flatten(1).mean(1)
+        terms = self.penalty_terms(h[..., : self.z_dim_invariant], domains)
+        penalty = sum((self.penalty_criterion[n] * v for n, v in terms.items() if n != "hinge"), torch.zeros_like(recon))
         loss = recon + self.penalty_weight * penalty
         if "hinge" in terms:
             loss = loss + self.hinge_loss_weight * terms["hinge"]
         parts = {"loss": loss, "recon_mse": recon, "penalty": penalty, **terms}
-        return loss, parts, h
+        return loss.sum(), parts, h
+
+    @property
+    def chosen_restart(self) -> int:
+        return int(self.autoencoder.chosen)
 
     # -- Lightning hooks ---------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         x, _, domains = batch
         loss, parts, _ = self.losses(x, domains)
         if not torch.isfinite(loss):
-            bad = [n for n, v in parts.items() if not torch.isfinite(v)]
+            bad = [n for n, v in parts.items() if not torch.isfinite(v).all()]
             raise NonFiniteLossError(
                 f"non-finite training loss at epoch {self.current_epoch}, step {self.global_step} "
                 f"(batch {batch_idx}); non-finite terms: {bad}. Lower model.optimizer.lr or set "
@@ -113,6 +128,18 @@ class MultiDomainAutoencoder(L.LightningModule):
         self._accumulate("val", parts, len(x))
         self._val_outputs.append((h.detach().cpu().numpy(), z.cpu().numpy()))
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        restarts = self.autoencoder.restarts
+        if restarts == 1 or not gradient_clip_val or gradient_clip_algorithm not in (None, "norm"):
+            return self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        # Per restart, so that the copies stay independent (a global norm would couple them);
+        # with restarts > 1 every parameter is stacked over the restarts (dimension 0).
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        norms = torch.stack([g.reshape(restarts, -1).square().sum(1) for g in grads]).sum(0).sqrt()
+        scale = (float(gradient_clip_val) / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
     def _accumulate(self, stage: str, parts: dict, n: int) -> None:
         # Epoch means kept by hand and logged once per epoch: Lightning's self.log on every step
         # cost ~40% of a small model's training time.
@@ -123,9 +150,16 @@ class MultiDomainAutoencoder(L.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         sums = self._epoch_sums.pop(stage, None)
-        if sums:
-            count = sums.pop("_count")
-            self.log_dict({f"{stage}/{name}": total / count for name, total in sums.items()})
+        if not sums:
+            return
+        count = sums.pop("_count")
+        means = {name: total / count for name, total in sums.items()}
+        if stage == "val":  # the restart with the lowest validation loss becomes the chosen one
+            self.autoencoder.chosen.fill_(int(torch.argmin(means["loss"])))
+            if self.autoencoder.restarts > 1:
+                self.log_dict({f"val/loss_restart_{r}": v for r, v in enumerate(means["loss"])})
+        chosen = self.chosen_restart
+        self.log_dict({f"{stage}/{name}": value[chosen] for name, value in means.items()})
 
     def on_train_epoch_end(self):
         self._log_epoch("train")
@@ -134,7 +168,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         self._log_epoch("val")
         if not self._val_outputs:
             return
-        h = np.concatenate([o[0] for o in self._val_outputs])
+        h = np.concatenate([o[0][self.chosen_restart] for o in self._val_outputs])
         z = np.concatenate([o[1] for o in self._val_outputs])
         self._val_outputs.clear()
         if len(h) >= 8 and np.isfinite(h).all():
@@ -145,7 +179,11 @@ class MultiDomainAutoencoder(L.LightningModule):
         opt = torch.optim.Adam(self.parameters(), **self.optimizer_cfg)
         if not self.scheduler_cfg.get("enabled", False):
             return opt
-        options = {k: v for k, v in self.scheduler_cfg.items() if k not in ("enabled", "monitor")}
+        name = self.scheduler_cfg.get("name", "plateau")
+        if name == "cosine":  # decays to 0 over the whole run (trainer.max_epochs), step by step
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(self.trainer.estimated_stepping_batches)))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        options = {k: v for k, v in self.scheduler_cfg.items() if k not in ("enabled", "monitor", "name")}
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **options)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "monitor": self.scheduler_cfg.get("monitor", "val/loss")}}
 
@@ -155,7 +193,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         self.eval()
         batch_size = batch_size or (4096 if x.ndim == 2 else 256)  # images: bound the activation memory
         out = [
-            self.autoencoder.encoder(to_model_input(torch.from_numpy(x[i : i + batch_size])).to(self.device)).cpu().numpy()
+            self.autoencoder.encode(to_model_input(torch.from_numpy(x[i : i + batch_size])).to(self.device)).cpu().numpy()
             for i in range(0, len(x), batch_size)
         ]
         return np.concatenate(out)
