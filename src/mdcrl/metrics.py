@@ -10,7 +10,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.kernel_ridge import KernelRidge
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import r2_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -35,14 +35,27 @@ HEADLINE = (
 NONLINEAR_MAX_SAMPLES = 2000
 
 
-def linear_probe():
-    return LinearRegression()
-
-
 def nonlinear_probe(n_features: int):
     """RBF kernel ridge on standardised inputs and targets; gamma = 1 / n_features."""
     ridge = make_pipeline(StandardScaler(), KernelRidge(alpha=1e-2, kernel="rbf", gamma=1.0 / max(n_features, 1)))
     return TransformedTargetRegressor(regressor=ridge, transformer=StandardScaler())
+
+
+def linear_r2(x_train, y_train, x_test, y_test) -> float:
+    """Held-out R^2 of ordinary least squares with an intercept, averaged over targets: the same
+    numbers as LinearRegression + r2_score (a target constant on test scores 1 if predicted exactly,
+    else 0). Written with numpy because the per-epoch curves fit it twice an epoch, where
+    scikit-learn's input checks cost ~10x the solve."""
+    x_train, x_test = (np.asarray(a, dtype=np.float64) for a in (x_train, x_test))
+    y_train, y_test = (np.asarray(a, dtype=np.float64) for a in (y_train, y_test))
+    x_mean, y_mean = x_train.mean(axis=0), y_train.mean(axis=0)
+    coef, *_ = np.linalg.lstsq(x_train - x_mean, y_train - y_mean, rcond=None)
+    pred = (x_test - x_mean) @ coef + y_mean
+    residual = ((y_test - pred) ** 2).sum(axis=0)
+    total = ((y_test - y_test.mean(axis=0)) ** 2).sum(axis=0)
+    exact = residual == 0
+    scores = np.where(total > 0, 1.0 - residual / np.where(total > 0, total, 1.0), np.where(exact, 1.0, 0.0))
+    return float(scores.mean())
 
 
 def heldout_r2(x_train, y_train, x_test, y_test, kind: str = "linear") -> float:
@@ -50,7 +63,7 @@ def heldout_r2(x_train, y_train, x_test, y_test, kind: str = "linear") -> float:
     if x_train.shape[1] == 0 or y_train.shape[1] == 0:
         return float("nan")
     if kind == "linear":
-        model = linear_probe()
+        return linear_r2(x_train, y_train, x_test, y_test)
     else:
         x_train, y_train = x_train[:NONLINEAR_MAX_SAMPLES], y_train[:NONLINEAR_MAX_SAMPLES]
         x_test, y_test = x_test[:NONLINEAR_MAX_SAMPLES], y_test[:NONLINEAR_MAX_SAMPLES]

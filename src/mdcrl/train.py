@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from mdcrl import __version__
 from mdcrl.data import MultiDomainData, MultiDomainDataModule, generate_mixing_data
 from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cache, save_balls_cache
+from mdcrl.data.datamodule import to_model_input
 from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
 from mdcrl.data.tables import arrays_to_data, read_table
 from mdcrl.io import read_json, write_json_atomic, write_text_atomic
@@ -126,6 +127,7 @@ def build_module(cfg: DictConfig, data: MultiDomainData) -> MultiDomainAutoencod
         hinge_loss=plain(m.hinge_loss),
         optimizer=plain(m.optimizer),
         scheduler=plain(m.scheduler),
+        gradient_clip_val=cfg.trainer.get("gradient_clip_val"),
     )
 
 
@@ -161,6 +163,9 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
     options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    # Gradient clipping is done by the module (per restart, manual optimisation): see build_module.
+    options.pop("gradient_clip_val", None)
+    options.pop("gradient_clip_algorithm", None)
     return L.Trainer(
         **options,
         default_root_dir=str(run_dir),
@@ -182,16 +187,15 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer) -> str
 
 
 @torch.no_grad()
-def split_losses(module: MultiDomainAutoencoder, loader) -> dict[str, float]:
-    """Sample-weighted mean of the chosen restart's loss terms over a split, batch by batch as in training."""
+def split_losses(module: MultiDomainAutoencoder, loader) -> dict[str, np.ndarray]:
+    """Sample-weighted mean of every restart's loss terms (R,) over a split, batch by batch as in training."""
     module.eval()
-    totals: dict[str, float] = {}
+    totals: dict[str, np.ndarray] = {}
     count = 0
-    chosen = module.chosen_restart
     for x, _, domains in loader:
-        _, parts, _ = module.losses(x.to(module.device), domains.to(module.device))
+        _, parts, _ = module.losses(to_model_input(x.to(module.device)), domains.to(module.device))
         for name, value in parts.items():
-            totals[name] = totals.get(name, 0.0) + float(value[chosen]) * len(x)
+            totals[name] = totals.get(name, 0.0) + value.cpu().numpy().astype(np.float64) * len(x)
         count += len(x)
     return {name: total / count for name, total in totals.items()}
 
@@ -211,9 +215,10 @@ def evaluate(module: MultiDomainAutoencoder, datamodule: MultiDomainDataModule, 
     metrics["support_identifiable"] = support_identifiable_for(datamodule.data.metadata)
     metrics["diagnostics"] = invariance_diagnostics(h_test, test.domain, module.z_dim_invariant)
     losses = split_losses(module, datamodule.test_dataloader())
-    metrics["recon_mse"] = losses["recon_mse"]
-    metrics["penalty"] = losses["penalty"]
-    metrics["test_loss"] = losses["loss"]
+    chosen = module.chosen_restart
+    metrics["recon_mse"] = float(losses["recon_mse"][chosen])
+    metrics["penalty"] = float(losses["penalty"][chosen])
+    metrics["test_loss"] = float(losses["loss"][chosen])
     return metrics
 
 
@@ -325,11 +330,17 @@ def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData 
         datamodule = MultiDomainDataModule(data, int(cfg.datamodule.batch_size), seed=int(cfg.seed))
         module = build_module(cfg, data)
         trainer = build_trainer(cfg, run_dir)
+        fit_start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path") or resume_from)
+        info["fit_time_s"] = time.perf_counter() - fit_start
         info["best_checkpoint"] = load_best_weights(module, trainer)
         info["epochs"] = int(trainer.current_epoch)
+        # The restarts' validation losses at the best checkpoint: the chosen one is the lowest.
+        info["restart_val_losses"] = split_losses(module, datamodule.val_dataloader())["loss"].tolist()
         info["chosen_restart"] = module.chosen_restart
+        eval_start = time.perf_counter()
         metrics = evaluate(module, datamodule, nonlinear=bool(cfg.get("nonlinear_probe", True)))
+        info["evaluate_time_s"] = time.perf_counter() - eval_start
         if cfg.model.get("save_encoded_data", False):
             save_encodings(run_dir, module, cfg, data)
     except BaseException as err:

@@ -1,15 +1,15 @@
 """A LightningDataModule over in-memory multi-domain splits.
 
-Batches are gathered with one tensor index per batch (a BatchSampler feeding index lists to the
-dataset) instead of the default per-sample collate: for small tabular samples that per-sample
-Python work would dominate the step time.
+Batches are gathered with one tensor index per batch (a sampler that yields slices of one
+permutation per epoch) instead of the default per-sample collate or a BatchSampler's lists of
+Python ints: for small tabular samples that per-sample Python work would dominate the step time.
 """
 
 from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mdcrl.data.mixing import MultiDomainData, Split
 
@@ -20,7 +20,8 @@ def to_model_input(x: torch.Tensor) -> torch.Tensor:
 
 
 class IndexedTensors(Dataset):
-    """A dataset whose items are whole batches: __getitem__ takes a list of row indices."""
+    """A dataset whose items are whole batches (or chunks of batches): __getitem__ takes a tensor
+    of row indices. Images stay uint8 here; the model converts each minibatch (to_model_input)."""
 
     def __init__(self, split: Split):
         self.tensors = (torch.from_numpy(split.x), torch.from_numpy(split.z), torch.from_numpy(split.domain))
@@ -29,29 +30,50 @@ class IndexedTensors(Dataset):
         return len(self.tensors[0])
 
     def __getitem__(self, index):
-        index = torch.as_tensor(index)
-        x, z, domain = (t[index] for t in self.tensors)
-        return to_model_input(x), z, domain
+        return tuple(t[index] for t in self.tensors)
+
+
+class TensorBatches(Sampler):
+    """Index tensors of consecutive batches: of a fresh permutation each epoch (drawn from
+    ``generator``) when shuffling, else of 0..n-1 in order. The last batch may be smaller.
+    ``batch_size`` here may be a multiple of the training batch size: a chunk of several batches."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator | None = None):
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
+        return iter(order.split(self.batch_size))
 
 
 def batch_loader(split: Split, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     dataset = IndexedTensors(split)
-    if shuffle:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-    else:
-        sampler = SequentialSampler(dataset)
-    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False))
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=None, sampler=TensorBatches(len(dataset), batch_size, generator))
 
 
 class MultiDomainDataModule(L.LightningDataModule):
+    """Training items are chunks of consecutive minibatches that the module splits again
+    (models/module.py): the whole epoch for flat data, one minibatch for images (an epoch of
+    images as floats would not fit in memory)."""
+
     def __init__(self, data: MultiDomainData, batch_size: int, seed: int = 0):
         super().__init__()
         self.data = data
         self.batch_size = batch_size
         self.seed = seed
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.data.splits["train"]) // self.batch_size)
+
     def train_dataloader(self):
-        return batch_loader(self.data.splits["train"], self.batch_size, shuffle=True, seed=self.seed)
+        train = self.data.splits["train"]
+        chunk = self.batch_size * (self.steps_per_epoch if train.x.ndim == 2 else 1)
+        return batch_loader(train, chunk, shuffle=True, seed=self.seed)
 
     def val_dataloader(self):
         return batch_loader(self.data.splits["valid"], self.batch_size, shuffle=False)
