@@ -3,29 +3,46 @@
 # counts x 5 seeds each, 480 runs) through the parallel launcher, then the report.
 #   scripts/reproduce_linear_grid.sh           the full grid   -> docs/results/linear/
 #   scripts/reproduce_linear_grid.sh --quick   a smoke test: z_dim 8, 2 and 4 domains, 2 seeds, 30 epochs
-# Re-running resumes: finished runs are skipped, interrupted ones resume from their last checkpoint.
+#   scripts/reproduce_linear_grid.sh --penalty minmax   only the commands of one penalty
+#                                              (minmax | mmd | minmax-mmd; repeatable)
+# Re-running resumes: finished runs are skipped, interrupted ones resume from their last checkpoint,
+# and the report always covers every run under the sweep directory.
 # Extra Hydra overrides may follow (e.g. hydra.launcher.n_jobs=4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWEEP=multirun/linear-grid
 OUT=docs/results/linear
 EXTRA=()
-if [[ "${1:-}" == "--quick" ]]; then
-  shift
-  SWEEP=multirun/linear-grid-quick
-  OUT=docs/results/linear-quick
-  EXTRA=(datamodule.dataset.z_dim=8 datamodule.dataset.num_domains=2,4 seed=1235,4256 trainer.max_epochs=30 nonlinear_probe=false)
-fi
+PENALTIES=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick)
+      SWEEP=multirun/linear-grid-quick
+      OUT=docs/results/linear-quick
+      EXTRA+=(datamodule.dataset.z_dim=8 datamodule.dataset.num_domains=2,4 seed=1235,4256 trainer.max_epochs=30 nonlinear_probe=false)
+      shift ;;
+    --penalty) PENALTIES+=("$2"); shift 2 ;;
+    *) break ;;
+  esac
+done
+[[ ${#PENALTIES[@]} -gt 0 ]] || PENALTIES=(minmax mmd minmax-mmd)
 EXTRA+=(trainer.enable_progress_bar=false print_metrics=false "hydra.sweep.dir=$SWEEP" "$@")
+wanted() { [[ " ${PENALTIES[*]} " == *" $1 "* ]]; }
 
 start=$(date +%s)
 # The six commands, verbatim from the seed README; our overrides are appended before --multirun.
+if wanted minmax; then
 python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","minmax"] datamodule.dataset.correlated_z=False seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
 python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+fi
+if wanted mmd; then
 python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","mmd"] datamodule.dataset.correlated_z=False datamodule.dataset.corr_prob=0.0 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
 python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","mmd"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+fi
+if wanted minmax-mmd; then
 python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","minmax-mmd"] datamodule.dataset.correlated_z=False seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
 python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax-mmd"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+fi
 echo "sweeps: $(( $(date +%s) - start )) s" >&2
 python -m mdcrl.report "$SWEEP" --out "$OUT" > /dev/null
 echo "report: $OUT/report.md" >&2

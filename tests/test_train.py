@@ -126,3 +126,15 @@ def test_fixed_bandwidth_far_too_small_warns(tmp_path, compose):
     cfg = compose(["model.penalty_criterion.mmd=1.0", "model.mmd_loss.fix_sigma=0.001", "trainer.max_epochs=1"])
     with pytest.warns(UserWarning, match="model.mmd_loss.fix_sigma=null"):
         run(cfg, run_dir=tmp_path)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/evil.ckpt", "https://example.org/model.ckpt", "s3://bucket/x.ckpt"])
+def test_remote_checkpoint_is_refused_before_any_work(tmp_path, compose, url):
+    with pytest.raises(ConfigError, match="is a URL; only local checkpoint files"):
+        run(compose([f"ckpt_path={url}"]), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_checkpoint_file_is_refused(tmp_path, compose):
+    with pytest.raises(ConfigError, match="is not a file"):
+        run(compose([f"ckpt_path={tmp_path / 'nope.ckpt'}"]), run_dir=tmp_path / "run")

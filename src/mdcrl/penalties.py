@@ -158,9 +158,9 @@ class _WeightedKernelSum(torch.autograd.Function):
                 kernel, slope = e.clone(), e * inv
             else:
                 kernel.add_(e)
-                slope.add_(e * inv)
+                slope.addcmul_(e, inv)  # in place: these are B x B per restart
         ctx.save_for_backward(h, slope.mul_(weights))
-        return (kernel * weights).sum(dim=(-2, -1))
+        return kernel.flatten(-2) @ weights.flatten()
 
     @staticmethod
     def backward(ctx, grad_out):

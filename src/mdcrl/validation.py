@@ -5,6 +5,8 @@ Each error names the setting (as a Hydra override path) and how to fix it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 
 import torch
@@ -149,7 +151,21 @@ def validate_trainer(trainer) -> None:
     _require(int(trainer.get("max_epochs", 1)) >= 1, f"trainer.max_epochs={trainer.get('max_epochs')} must be >= 1.")
 
 
+def validate_checkpoint_path(ckpt_path) -> None:
+    """Only local checkpoint files: Lightning fetches a URL and unpickles it with weights_only=False,
+    so a remote checkpoint could run code on this machine."""
+    if ckpt_path in (None, ""):
+        return
+    _require(
+        "://" not in str(ckpt_path),
+        f"ckpt_path={ckpt_path} is a URL; only local checkpoint files are loaded (a downloaded checkpoint "
+        "is unpickled and can run code). Download it yourself, check where it comes from, and pass the local path.",
+    )
+    _require(Path(str(ckpt_path)).is_file(), f"ckpt_path={ckpt_path} is not a file; pass an existing .ckpt file or ckpt_path=null.")
+
+
 def validate_config(cfg) -> None:
+    validate_checkpoint_path(cfg.get("ckpt_path"))
     validate_model(cfg.model)
     validate_trainer(cfg.trainer)
     _require(int(cfg.datamodule.batch_size) >= 1, f"datamodule.batch_size={cfg.datamodule.batch_size} must be >= 1.")
