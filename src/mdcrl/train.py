@@ -2,11 +2,13 @@
 
 Run directory (SPEC 7):
   config.yaml      the resolved config (also what a re-run compares against to skip or resume)
-  run.json         status (running | finished | failed), tags, seed, epochs, times, version, error,
-                   and resumed_from when an interrupted run was continued
+  run.json         status (running | finished | failed), tags, seed, epochs, times (fit, evaluate,
+                   wall), version, error, resumed_from when an interrupted run was continued, the
+                   restarts' validation losses and the chosen restart, the whitening's dimensions
   metrics.json     the final SPEC 5 metrics, written atomically once everything else is done
   csv/metrics.csv  per-epoch train/validation curves (Lightning CSVLogger)
-  checkpoints/     best.ckpt (lowest val/loss, used for evaluation) and last.ckpt (for resuming)
+  checkpoints/     best.ckpt (lowest val/loss, used for evaluation) and last.ckpt (for resuming);
+                   they hold every restart's weights, the chosen restart and the input whitening
   encoded/         stage 1 only: the encoded splits (see mdcrl.data.encoded)
 """
 
@@ -329,6 +331,9 @@ def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData 
     try:
         datamodule = MultiDomainDataModule(data, int(cfg.datamodule.batch_size), seed=int(cfg.seed))
         module = build_module(cfg, data)
+        input_map = module.autoencoder.input_map
+        if input_map is not None:  # the whitening itself is in the checkpoints (model buffers)
+            info["whitening"] = {"input_dim": int(input_map.shape[0]), "whitened_dim": int(input_map.shape[1])}
         trainer = build_trainer(cfg, run_dir)
         fit_start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path") or resume_from)

@@ -1,0 +1,61 @@
+"""Restarts and whitening in the autoencoder container (models/base.py) and the run they make."""
+
+import json
+
+import numpy as np
+import torch
+
+from mdcrl.models.autoencoders import linear_autoencoder, mlp_autoencoder
+from mdcrl.models.base import fit_whitening
+from mdcrl.train import run
+
+
+def test_whitening_drops_directions_without_variance_and_whitens_the_rest():
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-5, 5, size=(4000, 3))
+    x = (z @ rng.uniform(0, 1, size=(3, 6)) + 2.0).astype(np.float32)  # rank 3 in 6 coordinates
+    mean, matrix = fit_whitening(x)
+    assert matrix.shape == (6, 3)
+    white = (x - mean) @ matrix
+    assert np.allclose(np.cov(white, rowvar=False), np.eye(3), atol=1e-3)
+
+
+def test_stacked_restarts_are_independent_copies():
+    torch.manual_seed(0)
+    ae = linear_autoencoder(6, 3, restarts=3)
+    x = torch.randn(50, 6)
+    h, x_hat, target = ae.forward_restarts(x)
+    assert h.shape == (3, 50, 3) and x_hat.shape == (3, 50, 6) and torch.equal(target, x)
+    for r in range(3):  # restart r is the plain linear map with its own weights
+        expected = x @ ae.encoder.weight[r] + ae.encoder.bias[r]
+        assert torch.allclose(h[r], expected, atol=1e-6)
+    ae.chosen.fill_(2)
+    assert torch.allclose(ae.encode(x), h[2])
+    (h[0].sum()).backward()  # a loss of restart 0 reaches only restart 0's weights
+    assert ae.encoder.weight.grad[1:].abs().max() == 0 and ae.encoder.weight.grad[0].abs().max() > 0
+
+
+def test_whitened_model_takes_raw_inputs_and_reconstructs_in_input_space():
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(500, 4)) @ rng.normal(size=(4, 4)) * 3 + 5).astype(np.float32)
+    mean, matrix = fit_whitening(x)
+    ae = mlp_autoencoder(4, 4, hidden_dims=[8], restarts=2)
+    ae.set_whitening(mean, matrix)
+    xt = torch.from_numpy(x)
+    _, x_hat, target = ae.forward_restarts(xt)
+    assert torch.allclose(target, torch.from_numpy((x - mean) @ matrix), atol=1e-4)
+    _, recon = ae(xt)  # forward maps the chosen restart's reconstruction back to x's space
+    chosen = int(ae.chosen)
+    assert torch.allclose(recon, x_hat[chosen] @ torch.linalg.pinv(torch.from_numpy(matrix)) + torch.from_numpy(mean), atol=1e-4)
+
+
+def test_run_keeps_the_restart_with_the_lowest_validation_loss(tmp_path, compose):
+    metrics = run(compose(["model.restarts=3", "trainer.max_epochs=6"]), run_dir=tmp_path)
+    info = json.loads((tmp_path / "run.json").read_text())
+    losses = info["restart_val_losses"]
+    assert len(losses) == 3 and info["chosen_restart"] == int(np.argmin(losses))
+    assert info["whitening"] == {"input_dim": 16, "whitened_dim": 8}
+    state = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    assert int(state["autoencoder.chosen"]) == info["chosen_restart"]
+    assert state["autoencoder.encoder.weight"].shape[0] == 3
+    assert np.isfinite(metrics["r2_zinv_from_hinv"])
