@@ -49,10 +49,10 @@ def test_whitened_model_takes_raw_inputs_and_reconstructs_in_input_space():
     assert torch.allclose(recon, x_hat[chosen] @ torch.linalg.pinv(torch.from_numpy(matrix)) + torch.from_numpy(mean), atol=1e-4)
 
 
-def test_run_keeps_the_restart_with_the_lowest_validation_loss(tmp_path, compose):
+def test_run_keeps_the_restart_with_the_lowest_selection_score(tmp_path, compose):
     metrics = run(compose(["model.restarts=3", "trainer.max_epochs=6"]), run_dir=tmp_path)
     info = json.loads((tmp_path / "run.json").read_text())
-    losses = info["restart_val_losses"]
+    losses = info["restart_selection_scores"]
     assert len(losses) == 3 and info["chosen_restart"] == int(np.argmin(losses))
     assert info["whitening"] == {"input_dim": 16, "whitened_dim": 8}
     state = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]

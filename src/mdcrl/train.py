@@ -4,10 +4,10 @@ Run directory (SPEC 7):
   config.yaml      the resolved config (also what a re-run compares against to skip or resume)
   run.json         status (running | finished | failed), tags, seed, epochs, times (fit, evaluate,
                    wall), version, error, resumed_from when an interrupted run was continued, the
-                   restarts' validation losses and the chosen restart, the whitening's dimensions
+                   restarts' validation selection scores and the chosen restart, the whitening's dimensions
   metrics.json     the final SPEC 5 metrics, written atomically once everything else is done
   csv/metrics.csv  per-epoch train/validation curves (Lightning CSVLogger)
-  checkpoints/     best.ckpt (lowest val/loss, used for evaluation) and last.ckpt (for resuming);
+  checkpoints/     best.ckpt (lowest val/selection, used for evaluation) and last.ckpt (for resuming);
                    they hold every restart's weights, the chosen restart and the input whitening
   encoded/         stage 1 only: the encoded splits (see mdcrl.data.encoded)
 """
@@ -195,7 +195,9 @@ def split_losses(module: MultiDomainAutoencoder, loader) -> dict[str, np.ndarray
     totals: dict[str, np.ndarray] = {}
     count = 0
     for x, _, domains in loader:
-        _, parts, _ = module.losses(to_model_input(x.to(module.device)), domains.to(module.device))
+        domains = domains.to(module.device)
+        _, parts, h = module.losses(to_model_input(x.to(module.device)), domains)
+        parts["selection"] = module.selection_score(parts, h[..., : module.z_dim_invariant], domains)
         for name, value in parts.items():
             totals[name] = totals.get(name, 0.0) + value.cpu().numpy().astype(np.float64) * len(x)
         count += len(x)
@@ -340,8 +342,8 @@ def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData 
         info["fit_time_s"] = time.perf_counter() - fit_start
         info["best_checkpoint"] = load_best_weights(module, trainer)
         info["epochs"] = int(trainer.current_epoch)
-        # The restarts' validation losses at the best checkpoint: the chosen one is the lowest.
-        info["restart_val_losses"] = split_losses(module, datamodule.val_dataloader())["loss"].tolist()
+        # The restarts' validation selection scores at the best checkpoint: the chosen one is the lowest.
+        info["restart_selection_scores"] = split_losses(module, datamodule.val_dataloader())["selection"].tolist()
         info["chosen_restart"] = module.chosen_restart
         eval_start = time.perf_counter()
         metrics = evaluate(module, datamodule, nonlinear=bool(cfg.get("nonlinear_probe", True)))

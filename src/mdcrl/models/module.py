@@ -3,9 +3,17 @@
 With restarts (R copies of the autoencoder, see models/base.py) every loss term is a vector (R,):
 training minimises their sum (the copies share no parameters, so each follows its own Adam
 trajectory; gradients are clipped per copy). At the end of each validation epoch the copy with the
-lowest validation loss becomes the autoencoder's ``chosen`` one; ``val/loss`` and the other logged
-curves are that copy's, so checkpointing, early stopping and the LR plateau follow the best copy.
-The choice uses only the validation objective, never the true latents.
+lowest ``val/selection`` becomes the autoencoder's ``chosen`` one, and every logged curve is that
+copy's; checkpointing and early stopping monitor ``val/selection`` too, so that one criterion picks
+the epoch and the copy. It uses only validation data, never the true latents:
+
+    selection = recon_mse + penalty_weight * sum_p weight_p * penalty_p(h_S / std(h_S))
+
+the training objective with the stable block standardised per coordinate (over the batch). The
+raw penalties scale with h_S, so a copy whose latents are merely smaller looks better: measured on
+the grid, the raw validation loss picked a copy at r2_zinv 0.88 over three at 0.996-0.999, and the
+standardised score ranked those copies correctly. MMD with the mean-distance bandwidth
+(fix_sigma=null) is already scale-free and is reused as computed; the hinge is left out.
 """
 
 from __future__ import annotations
@@ -66,18 +74,19 @@ class MultiDomainAutoencoder(L.LightningModule):
         self._epoch_sums: dict = {}
 
     # -- objective ---------------------------------------------------------------------------
-    def penalty_terms(self, h_s: torch.Tensor, domains: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The enabled (weight > 0) penalties, unweighted, by name."""
+    def penalty_terms(self, h_s: torch.Tensor, domains: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
+        """The enabled (weight > 0) penalties, unweighted, by name (only those in ``names`` if given)."""
         k, reduction = self.num_domains, self.penalty_reduction
+        wanted = lambda name, weight: weight > 0 and (names is None or name in names)  # noqa: E731
         terms = {}
-        if self.penalty_criterion.get("minmax", 0) > 0:
+        if wanted("minmax", self.penalty_criterion.get("minmax", 0)):
             terms["minmax"] = penalties.minmax_penalty(h_s, domains, k, reduction=reduction, **self.minmax_loss)
-        if self.penalty_criterion.get("mmd", 0) > 0:
+        if wanted("mmd", self.penalty_criterion.get("mmd", 0)):
             self._check_bandwidth(h_s)
             terms["mmd"] = penalties.mmd_penalty(h_s, domains, k, reduction=reduction, **self.mmd_loss)
-        if self.penalty_criterion.get("stddev", 0) > 0:
+        if wanted("stddev", self.penalty_criterion.get("stddev", 0)):
             terms["stddev"] = penalties.stddev_penalty(h_s, domains, k, reduction=reduction, **self.stddev_loss)
-        if self.hinge_loss_weight > 0:
+        if wanted("hinge", self.hinge_loss_weight):
             terms["hinge"] = penalties.hinge_loss(h_s, domains, k, reduction=reduction, **self.hinge_loss)
         return terms
 
@@ -142,8 +151,20 @@ class MultiDomainAutoencoder(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, z, domains = batch
         _, parts, h = self.losses(to_model_input(x), domains)
+        parts["selection"] = self.selection_score(parts, h[..., : self.z_dim_invariant], domains)
         self._accumulate("val", parts, len(x))
         self._val_outputs.append((h.detach().cpu().numpy(), z.cpu().numpy()))
+
+    def selection_score(self, parts: dict, h_s: torch.Tensor, domains: torch.Tensor) -> torch.Tensor:
+        """The model-selection score (R,) of a validation batch; see the module docstring."""
+        score = parts["recon_mse"]
+        terms = {"mmd": parts["mmd"]} if "mmd" in parts else {}
+        if "minmax" in parts or "stddev" in parts:
+            standardised = h_s / h_s.std(dim=-2, keepdim=True).clamp_min(1e-12)
+            terms.update(self.penalty_terms(standardised, domains, names=("minmax", "stddev")))
+        for name, value in terms.items():
+            score = score + self.penalty_weight * self.penalty_criterion[name] * value
+        return score
 
     def clip_per_restart(self, max_norm: float | None) -> None:
         """Clip the gradient norm of each restart separately, so that the copies stay independent
@@ -175,8 +196,8 @@ class MultiDomainAutoencoder(L.LightningModule):
             return
         count = sums.pop("_count")
         means = {name: total / count for name, total in sums.items()}
-        if stage == "val":  # the restart with the lowest validation loss becomes the chosen one
-            self.autoencoder.chosen.copy_(torch.argmin(means["loss"]))
+        if stage == "val":  # the restart with the lowest selection score becomes the chosen one
+            self.autoencoder.chosen.copy_(torch.argmin(means["selection"]))
         chosen = self.autoencoder.chosen
         self.log_dict({f"{stage}/{name}": value[chosen] for name, value in means.items()})
 
