@@ -44,5 +44,5 @@ python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_crite
 python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax-mmd"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
 fi
 echo "sweeps: $(( $(date +%s) - start )) s" >&2
-python -m mdcrl.report "$SWEEP" --out "$OUT" > /dev/null
+python -m mdcrl.report "$SWEEP" --out "$OUT" --metrics r2_zinv_from_hinv r2_zsp_from_hinv r2_hinv_from_zinv > /dev/null
 echo "report: $OUT/report.md" >&2
