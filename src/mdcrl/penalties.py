@@ -90,9 +90,9 @@ def minmax_penalty(
     """Support invariance: match each domain's ``top_k`` smallest and largest values per coordinate.
 
     For every pair of present domains: mean over (k, coordinates) of transform(min_i - min_j)
-    plus the same for the maxima; averaged (reduction="sum": summed) over pairs. When a domain in the batch has fewer
-    than ``top_k`` samples, k drops to the smallest domain count in the batch for all domains,
-    so that every domain is compared on the same number of order statistics.
+    plus the same for the maxima; averaged (reduction="sum": summed) over pairs. When a domain in
+    the batch has fewer than ``top_k`` samples, k drops to the smallest domain count in the batch
+    for all domains, so that every domain is compared on the same number of order statistics.
     """
     counts = torch.bincount(domains, minlength=num_domains)
     present = torch.nonzero(counts > 0).flatten()

@@ -28,12 +28,11 @@ from omegaconf import DictConfig, OmegaConf
 from mdcrl import __version__
 from mdcrl.data import MultiDomainData, MultiDomainDataModule, generate_mixing_data
 from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cache, save_balls_cache
-from mdcrl.data.datamodule import to_model_input
 from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
 from mdcrl.data.tables import arrays_to_data, read_table
 from mdcrl.io import read_json, write_json_atomic, write_text_atomic
-from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, invariance_diagnostics
 from mdcrl.identifiability import support_identifiable_for
+from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, invariance_diagnostics
 from mdcrl.models.autoencoders import build_autoencoder
 from mdcrl.models.base import fit_whitening
 from mdcrl.models.module import MultiDomainAutoencoder
@@ -195,9 +194,7 @@ def split_losses(module: MultiDomainAutoencoder, loader) -> dict[str, np.ndarray
     totals: dict[str, np.ndarray] = {}
     count = 0
     for x, _, domains in loader:
-        domains = domains.to(module.device)
-        _, parts, h = module.losses(to_model_input(x.to(module.device)), domains)
-        parts["selection"] = module.selection_score(parts, h[..., : module.z_dim_invariant], domains)
+        parts, _ = module.evaluation_parts(x.to(module.device), domains.to(module.device))
         for name, value in parts.items():
             totals[name] = totals.get(name, 0.0) + value.cpu().numpy().astype(np.float64) * len(x)
         count += len(x)

@@ -151,10 +151,15 @@ class MultiDomainAutoencoder(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, z, domains = batch
-        _, parts, h = self.losses(to_model_input(x), domains)
-        parts["selection"] = self.selection_score(parts, h[..., : self.z_dim_invariant], domains)
+        parts, h = self.evaluation_parts(x, domains)
         self._accumulate("val", parts, len(x))
         self._val_outputs.append((h.detach().cpu().numpy(), z.cpu().numpy()))
+
+    def evaluation_parts(self, x: torch.Tensor, domains: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Every loss term and the selection score per restart (R,) of a held-out batch, and the latents."""
+        _, parts, h = self.losses(to_model_input(x), domains)
+        parts["selection"] = self.selection_score(parts, h[..., : self.z_dim_invariant], domains)
+        return parts, h
 
     def selection_score(self, parts: dict, h_s: torch.Tensor, domains: torch.Tensor) -> torch.Tensor:
         """The model-selection score (R,) of a validation batch; see the module docstring."""
