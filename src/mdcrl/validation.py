@@ -130,7 +130,7 @@ def validate_model(model) -> None:
     restarts = model.get("restarts", 1)
     _require(
         isinstance(restarts, int) and not isinstance(restarts, bool) and restarts >= 1,
-        f"{p}.restarts={restarts!r} must be an integer >= 1 (copies trained at once, the best by validation loss kept).",
+        f"{p}.restarts={restarts!r} must be an integer >= 1 (copies trained at once; the one with the lowest val/selection is kept).",
     )
     _require(isinstance(model.get("whiten", False), bool), f"{p}.whiten={model.get('whiten')!r} must be true or false.")
     scheduler = model.get("scheduler") or {}
