@@ -10,9 +10,11 @@ register_resolvers()  # at import: parallel sweep workers resolve hydra.sweep.su
 
 @hydra.main(version_base="1.3", config_path="src/mdcrl/configs", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from mdcrl.train import run  # imported here so that --cfg/--help stay fast
+    # imported here so that --cfg/--help stay fast
+    from mdcrl.errors import exit_on_expected_error
+    from mdcrl.train import run
 
-    run(cfg)
+    exit_on_expected_error(run, cfg)  # a refused setting or file: one line, exit status 2
 
 
 if __name__ == "__main__":

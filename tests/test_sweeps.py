@@ -121,7 +121,8 @@ def test_report_flags_bad_runs_and_still_reports_the_good_ones(tmp_path, capsys)
     assert "## Problems" in (tmp_path / "out" / "report.md").read_text()
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(SystemExit, match="no run directories"):
+    with pytest.raises(SystemExit) as exit_:
         report_main([str(empty), "--out", str(tmp_path / "out2")])
+    assert exit_.value.code == 2 and "error: no run directories" in capsys.readouterr().err
     assert report_main([str(tmp_path / "missing")]) == 2
     assert "no such path" in capsys.readouterr().err

@@ -1,7 +1,9 @@
-"""Callbacks named in the configs (callbacks.visualization_callback)."""
+"""Callbacks: the one named in the configs (callbacks.visualization_callback), and the run clock
+that every run adds (train.py)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import lightning as L
@@ -10,7 +12,9 @@ import numpy as np
 
 class LatentScatterPlot(L.Callback):
     """At the end of fitting, plot each learned stable coordinate against the true stable and
-    spurious latents on the validation split (plots/latents.png in the run directory)."""
+    spurious latents on the validation split (plots/latents.png in the run directory). Without
+    ground-truth latents (a user's own data), each learned stable coordinate against the domain:
+    a stable coordinate should have the same spread in every domain."""
 
     def __init__(self, max_coordinates: int = 4, filename: str = "plots/latents.png"):
         self.max_coordinates = max_coordinates
@@ -26,8 +30,13 @@ class LatentScatterPlot(L.Callback):
         h = pl_module.encode(split.x)
         d_s, d_true = pl_module.z_dim_invariant, pl_module.z_dim_invariant_true
         n = min(self.max_coordinates, d_s)
-        fig, axes = plt.subplots(n, 2, figsize=(7, 2.6 * n), squeeze=False)
-        for c in range(n):
+        known = split.z.shape[1] > 0
+        fig, axes = plt.subplots(n, 2 if known else 1, figsize=(7 if known else 3.5, 2.6 * n), squeeze=False)
+        for c in range(n if not known else 0):
+            axes[c, 0].scatter(split.domain, h[:, c], c=split.domain, s=3, cmap="tab20")
+            axes[c, 0].set_xlabel("domain")
+            axes[c, 0].set_ylabel(f"h_S[{c}]")
+        for c in range(n if known else 0):
             for col, (block, title) in enumerate(((split.z[:, :d_true], "z_S"), (split.z[:, d_true:], "z_U"))):
                 # Show the true coordinate of the block that correlates most with this learned one.
                 corr = np.abs([np.corrcoef(h[:, c], block[:, j])[0, 1] for j in range(block.shape[1])])
@@ -40,3 +49,21 @@ class LatentScatterPlot(L.Callback):
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=80)
         plt.close(fig)
+
+
+class RunClock(L.Callback):
+    """Fit time across attempts: its state (saved in every checkpoint) is the time spent up to that
+    checkpoint, so that a resumed run adds its own time to that of the attempts it continues."""
+
+    def __init__(self):
+        self.earlier_s = 0.0  # time of earlier attempts, up to the checkpoint this one resumed from
+        self.attempt_start = time.perf_counter()
+
+    def elapsed_s(self) -> float:
+        return self.earlier_s + time.perf_counter() - self.attempt_start
+
+    def state_dict(self) -> dict:
+        return {"elapsed_s": self.elapsed_s()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.earlier_s = float(state_dict.get("elapsed_s", 0.0))

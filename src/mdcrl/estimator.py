@@ -19,15 +19,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from sklearn.exceptions import NotFittedError
 
 from mdcrl.data.tables import DataInputError, arrays_to_data, check_arrays, finite_matrix
+from mdcrl.errors import SavedModelError
+from mdcrl.io import sha256_file, write_text_atomic
 from mdcrl.metrics import invariance_diagnostics
 from mdcrl.models.autoencoders import build_autoencoder
 from mdcrl.penalties import PENALTY_NAMES
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 ENCODERS = {"linear": "linear_ae", "mlp": "mlp_ae"}
+ENCODER_NAMES = ("linear", "mlp")  # model.autoencoder.name of those configs
 
 
 class InvariantAutoencoder:
@@ -52,6 +57,10 @@ class InvariantAutoencoder:
     ):
         self.params = {k: v for k, v in locals().items() if k != "self"}
         self.params["penalties"] = dict(penalties if penalties is not None else {"minmax": 1.0})
+        for name in ("z_dim", "z_dim_invariant", "top_k", "max_epochs", "batch_size", "seed"):
+            value = self.params[name]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"{name}={value!r} must be an integer.")
         unknown = sorted(set(self.params["penalties"]) - set(PENALTY_NAMES))
         if unknown:
             raise ValueError(f"unknown penalties {unknown}; known: {list(PENALTY_NAMES)}.")
@@ -112,7 +121,7 @@ class InvariantAutoencoder:
 
     def _check_fitted(self):
         if self.autoencoder_ is None:
-            raise RuntimeError("this InvariantAutoencoder is not fitted yet; call fit(X, domains) first.")
+            raise NotFittedError("this InvariantAutoencoder is not fitted yet; call fit(X, domains) first.")
 
     def _prepare(self, X) -> torch.Tensor:
         self._check_fitted()
@@ -125,7 +134,8 @@ class InvariantAutoencoder:
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:
         """The learned latents (n, z_dim), stable block first."""
-        return self.autoencoder_.encode(self._prepare(X)).numpy()
+        x = self._prepare(X)
+        return self.autoencoder_.encode(x).numpy()
 
     def stable_latents(self, X) -> np.ndarray:
         return self.transform(X)[:, : self.params["z_dim_invariant"]]
@@ -152,24 +162,59 @@ class InvariantAutoencoder:
             "x_mean": self.x_mean_.tolist(),
             "x_std": self.x_std_.tolist(), "domain_labels": self.domain_labels_, "metrics": self.metrics_,
         }
-        (path / "estimator.json").write_text(json.dumps(state, indent=2, default=str))
-        save_file({k: v.contiguous() for k, v in self.autoencoder_.state_dict().items()}, str(path / "weights.safetensors"))
+        weights = path / "weights.safetensors"
+        save_file({k: v.contiguous() for k, v in self.autoencoder_.state_dict().items()}, str(weights))
+        state["weights_sha256"] = sha256_file(weights)
+        write_text_atomic(path / "estimator.json", json.dumps(state, indent=2, default=str))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "InvariantAutoencoder":
+        """Read a directory written by ``save``. Nothing in it is trusted: the JSON is checked field by
+        field, the weights against their checksum and against the shapes the JSON's architecture
+        implies (built on torch's meta device first, so a tampered size allocates nothing), and every
+        number must be finite. Raises SavedModelError naming the file."""
         path = Path(path)
-        state = json.loads((path / "estimator.json").read_text())
-        est = cls(**state["params"])
-        est.x_mean_ = np.asarray(state["x_mean"], dtype=np.float32)
-        est.x_std_ = np.asarray(state["x_std"], dtype=np.float32)
-        est.domain_labels_, est.metrics_, est.autoencoder_config_ = state["domain_labels"], state["metrics"], state["autoencoder"]
-        weights = load_file(str(path / "weights.safetensors"))
-        whitened = "input_map" in weights
-        input_dim = weights["input_map"].shape[1] if whitened else len(est.x_mean_)
-        ae = build_autoencoder(OmegaConf.create(state["autoencoder"]), input_dim, est.params["z_dim"], state.get("restarts", 1))
+        meta_path, weights_path = path / "estimator.json", path / "weights.safetensors"
+        try:
+            state = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as err:
+            raise SavedModelError(f"{meta_path} cannot be read ({err}); save the estimator again.") from err
+        try:
+            est = cls(**state["params"])
+            x_mean = np.asarray(state["x_mean"], dtype=np.float32)
+            x_std = np.asarray(state["x_std"], dtype=np.float32)
+            restarts = int(state.get("restarts", 1))
+            arch = OmegaConf.create(state["autoencoder"])
+            if arch.get("name") not in ENCODER_NAMES or x_mean.shape != x_std.shape or x_mean.ndim != 1:
+                raise ValueError("unknown architecture or mismatched x_mean/x_std")
+        except (KeyError, TypeError, ValueError) as err:
+            raise SavedModelError(f"{meta_path} is not a valid estimator file ({err}); save the estimator again.") from err
+        if not (np.isfinite(x_mean).all() and np.isfinite(x_std).all() and (x_std > 0).all()):
+            raise SavedModelError(f"{meta_path}: x_mean/x_std must be finite with x_std > 0; the file was edited or is corrupt.")
+        if state.get("weights_sha256") != sha256_file(weights_path) if weights_path.is_file() else True:
+            raise SavedModelError(f"{weights_path} is missing or does not match the checksum in {meta_path}; save the estimator again.")
+        with safe_open(str(weights_path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        whitened = "input_map" in shapes
+        input_dim = shapes["input_map"][1] if whitened else len(x_mean)
+        with torch.device("meta"):  # shapes only: a tampered hidden size allocates nothing here
+            expected = build_autoencoder(arch, input_dim, est.params["z_dim"], restarts)
+        expected_shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
+        if whitened:  # raw features -> whitened ones and back
+            n_raw = len(x_mean)
+            expected_shapes.update(input_mean=(n_raw,), input_map=(n_raw, input_dim), input_unmap=(input_dim, n_raw))
+        if expected_shapes != shapes:
+            raise SavedModelError(f"{meta_path} describes another architecture than the weights in {weights_path}; the files were edited.")
+        weights = load_file(str(weights_path))
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise SavedModelError(f"{weights_path} holds NaN/inf values in {bad}; the file was edited or is corrupt.")
+        ae = build_autoencoder(arch, input_dim, est.params["z_dim"], restarts)
         if whitened:
             ae.set_whitening(weights["input_mean"], weights["input_map"])
         ae.load_state_dict(weights)
+        est.x_mean_, est.x_std_ = x_mean, x_std
+        est.domain_labels_, est.metrics_, est.autoencoder_config_ = state.get("domain_labels"), state.get("metrics"), state["autoencoder"]
         est.autoencoder_ = ae.eval()
         return est

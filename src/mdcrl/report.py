@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from mdcrl.errors import MdcrlError, exit_on_expected_error
+
 HEADLINE_METRICS = ("r2_zinv_from_hinv", "r2_zsp_from_hinv")
 ROWS = ("z_dim", "num_domains")
 # Config entries that may differ between the seeds of one cell without mixing experiments.
-PER_RUN_KEYS = ("seed", "print_metrics", "ckpt_path", "num_threads", "trainer.enable_progress_bar", "logger")
+PER_RUN_KEYS = ("seed", "print_metrics", "ckpt_path", "num_threads", "check_memory", "trainer.enable_progress_bar", "logger")
 
 
 @dataclass
@@ -40,6 +42,10 @@ class Run:
     problem: str = ""
 
 
+class ReportError(MdcrlError):
+    """Nothing to report on, or nowhere to write it."""
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in d.items():
@@ -49,6 +55,15 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[name] = value
     return out
+
+
+def metrics_problem(metrics) -> str:
+    """Why a parsed metrics.json cannot be tabulated ('' when it can): mdcrl writes an object whose
+    values are numbers, booleans, null or nested objects of those."""
+    if not isinstance(metrics, dict):
+        return f"holds a {type(metrics).__name__}, not an object of metrics"
+    bad = [k for k, v in _flatten(metrics).items() if not (v is None or isinstance(v, (int, float, bool)))]
+    return f"has non-numeric values for {bad[:5]}" if bad else ""
 
 
 def load_run(path: Path) -> Run:
@@ -63,9 +78,13 @@ def load_run(path: Path) -> Run:
     metrics_path = path / "metrics.json"
     if metrics_path.exists():
         try:
-            return Run(path, config, "finished", json.loads(metrics_path.read_text()), info)
+            metrics = json.loads(metrics_path.read_text())
         except ValueError as err:
             return Run(path, config, "unreadable", info=info, problem=f"metrics.json is truncated or corrupt ({err})")
+        problem = metrics_problem(metrics)
+        if problem:
+            return Run(path, config, "unreadable", info=info, problem=f"metrics.json {problem}")
+        return Run(path, config, "finished", metrics, info)
     if info.get("status") == "failed":
         return Run(path, config, "failed", info=info, problem=info.get("error", "failed"))
     return Run(path, config, "unfinished", info=info, problem=f"no metrics.json (status {info.get('status', 'unknown')!r})")
@@ -237,7 +256,7 @@ def write_report(paths: list[Path], out: Path, metrics: list[str], columns: str 
     """Gather the runs under ``paths`` and write report.md, report.csv and plots into ``out``."""
     runs = find_runs(paths)
     if not runs:
-        raise SystemExit(f"no run directories (with a config.yaml) under {', '.join(map(str, paths))}")
+        raise ReportError(f"no run directories (with a config.yaml) under {', '.join(map(str, paths))}.")
     table, problems = summarize(runs, metrics, columns)
     bad = [r for r in runs if r.status != "finished"]
     problems += [f"{r.status}: {r.path}: {r.problem}" for r in bad]
@@ -271,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not p.exists()]
     if missing:
-        print(f"mdcrl-report: no such path: {', '.join(map(str, missing))}", file=sys.stderr)
+        print(f"error: no such path: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    result = write_report(args.paths, args.out, args.metrics, args.columns, plots=not args.no_plots)
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; pass a directory for report.md, report.csv and the plots.", file=sys.stderr)
+        return 2
+    exit_on_expected_error(write_report, args.paths, args.out, args.metrics, args.columns, plots=not args.no_plots)
     print((args.out / "report.md").read_text())
     print(f"wrote {args.out / 'report.md'} and {args.out / 'report.csv'}", file=sys.stderr)
     return 0

@@ -4,9 +4,12 @@ Run directory (SPEC 7):
   config.yaml      the resolved config (also what a re-run compares against to skip or resume)
   run.json         status (running | finished | failed), tags, seed, epochs, times (fit, evaluate,
                    wall), version, error, resumed_from when an interrupted run was continued, the
-                   restarts' validation selection scores and the chosen restart, the whitening's dimensions
+                   restarts' validation selection scores and the chosen restart, the whitening's
+                   dimensions, the data's sha256 (rundir.data_fingerprint). Across a kill and resume,
+                   `started` is the first attempt's and wall_time_s adds the earlier attempts' time
+                   up to the checkpoint the run resumed from.
   metrics.json     the final SPEC 5 metrics, written atomically once everything else is done
-  csv/metrics.csv  per-epoch train/validation curves (Lightning CSVLogger)
+  csv/metrics.csv  per-epoch train/validation curves (rundir.CurveLogger: kept across a resume)
   checkpoints/     best.ckpt (lowest val/selection, used for evaluation) and last.ckpt (for resuming);
                    they hold every restart's weights, the chosen restart and the input whitening
   encoded/         stage 1 only: the encoded splits (see mdcrl.data.encoded)
@@ -30,13 +33,18 @@ from mdcrl.data import MultiDomainData, MultiDomainDataModule, generate_mixing_d
 from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cache, save_balls_cache
 from mdcrl.data.encoded import load_encoded, rescale_to_range, save_encoded
 from mdcrl.data.tables import arrays_to_data, read_table
+from mdcrl.callbacks import RunClock
+from mdcrl.errors import ConfigError, MdcrlError
 from mdcrl.io import read_json, write_json_atomic, write_text_atomic
 from mdcrl.identifiability import support_identifiable_for
 from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, invariance_diagnostics
 from mdcrl.models.autoencoders import build_autoencoder
 from mdcrl.models.base import fit_whitening
 from mdcrl.models.module import MultiDomainAutoencoder
-from mdcrl.validation import ConfigError, validate_config
+from mdcrl.rundir import (
+    RunState, data_fingerprint, previous_run_state, remove_if_empty, write_hydra_files, CurveLogger,
+)
+from mdcrl.validation import check_memory, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +140,11 @@ def build_module(cfg: DictConfig, data: MultiDomainData) -> MultiDomainAutoencod
     )
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
-    from lightning.pytorch.loggers import CSVLogger
-
+def build_loggers(cfg: DictConfig, run_dir: Path, resume_epoch: int = 0) -> list:
     lg = cfg.logger
     loggers = []
     if lg.csv.enabled:
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(CurveLogger(str(run_dir), keep_before_epoch=resume_epoch))
     if lg.tensorboard.enabled:
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -162,7 +168,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, clock: RunClock, resume_epoch: int = 0) -> L.Trainer:
     options = OmegaConf.to_container(cfg.trainer, resolve=True)
     # Gradient clipping is done by the module (per restart, manual optimisation): see build_module.
     options.pop("gradient_clip_val", None)
@@ -170,21 +176,32 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
     return L.Trainer(
         **options,
         default_root_dir=str(run_dir),
-        callbacks=build_callbacks(cfg, run_dir),
-        logger=build_loggers(cfg, run_dir) or False,
+        callbacks=[*build_callbacks(cfg, run_dir), clock],
+        logger=build_loggers(cfg, run_dir, resume_epoch) or False,
         enable_model_summary=False,
     )
+
+
+def check_model_memory(cfg: DictConfig, data: MultiDomainData, z_dim: int) -> None:
+    """Refuse a model whose weights and Adam state (4 floats per parameter) would not fit. The model
+    is built on torch's meta device: shapes only, nothing allocated."""
+    with torch.device("meta"):
+        autoencoder = build_autoencoder(cfg.model.autoencoder, data.x_dim, z_dim, int(cfg.model.get("restarts", 1)))
+    parameters = sum(p.numel() for p in autoencoder.parameters())
+    check_memory(16 * parameters, f"the model ({parameters:,} parameters, with Adam's state)", "model.autoencoder")
 
 
 def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer) -> str | None:
     """Load the best checkpoint's weights (by the checkpoint callback's monitor) into the module."""
     callback = trainer.checkpoint_callback
     path = getattr(callback, "best_model_path", "") if callback else ""
-    if not path:
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
-    return path
+    if path:
+        load_weights(module, path)
+    return path or None
+
+
+def load_weights(module: MultiDomainAutoencoder, path: str | Path) -> None:
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
 
 
 @torch.no_grad()
@@ -237,41 +254,6 @@ def print_metrics(metrics: dict, title: str) -> None:
     Console().print(table)
 
 
-# Settings that change how a run is shown, not what it computes: ignored when a re-run sweep
-# decides whether a run directory already holds the same run.
-PRESENTATION_KEYS = ("print_metrics", "ckpt_path", "num_threads")
-
-
-def run_identity(cfg: DictConfig) -> dict:
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    for key in PRESENTATION_KEYS:
-        plain.pop(key, None)
-    plain.get("trainer", {}).pop("enable_progress_bar", None)
-    return plain
-
-
-def previous_run_state(cfg: DictConfig, run_dir: Path) -> tuple[str, str | None]:
-    """("new" | "finished" | "unfinished", checkpoint to resume from) for a run directory.
-
-    A directory that holds another config (finished or not) is never reused: that is an error, and
-    nothing in it is touched.
-    """
-    saved = run_dir / "config.yaml"
-    if not saved.exists():
-        return "new", None
-    if run_identity(OmegaConf.load(saved)) != run_identity(cfg):
-        raise ConfigError(
-            f"{run_dir} already holds a run with a different config; nothing was overwritten. Choose another "
-            "hydra.run.dir / hydra.sweep.dir, or delete that directory."
-        )
-    try:
-        read_json(run_dir / "metrics.json")
-        return "finished", None
-    except (OSError, ValueError):
-        last = run_dir / "checkpoints" / "last.ckpt"
-        return "unfinished", (str(last) if last.exists() and not cfg.get("ckpt_path") else None)
-
-
 def set_threads(cfg: DictConfig) -> None:
     """torch's intra-op threads: num_threads when set; in a parallel (joblib) sweep, the cores
     divided by the number of workers, since small models slow down badly when oversubscribed."""
@@ -298,44 +280,55 @@ def current_run_dir() -> Path:
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
-    """Validate, generate data, fit, evaluate and write the run directory. Returns the metrics."""
-    return fit_run(cfg, run_dir)[1]
+    """Validate, generate data, fit, evaluate and write the run directory. Returns the metrics.
+    A run refused before it wrote anything leaves no directory behind (Hydra creates it first)."""
+    run_dir = Path(run_dir) if run_dir is not None else current_run_dir()
+    try:
+        return fit_run(cfg, run_dir)[1]
+    except MdcrlError:
+        remove_if_empty(run_dir)
+        raise
 
 
 def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData | None = None):
     """The whole run; returns (trained module with its best weights, metrics). ``data`` replaces the
-    configured datamodule's data (the estimator API passes its arrays this way)."""
+    configured datamodule's data (the estimator API passes its arrays this way). A finished run is
+    not trained again: its metrics are returned, with its best weights when ``data`` is given."""
     validate_config(cfg)
     run_dir = Path(run_dir) if run_dir is not None else current_run_dir()
     if cfg.get("run_path") and Path(cfg.run_path).resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
         raise ConfigError(f"the run directory {run_dir} lies inside run_path={cfg.run_path}; stage 2 never writes there.")
-    state, resume_from = previous_run_state(cfg, run_dir)
-    if state == "finished":
+    fingerprint = data_fingerprint(cfg, data)
+    previous = previous_run_state(cfg, run_dir, fingerprint)
+    if previous.state == "finished":
         log.info("%s already holds this run, finished: skipping it", run_dir)
-        return None, read_json(run_dir / "metrics.json")
+        return finished_run(cfg, run_dir, data, previous)
     set_threads(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if data is None:
         data = build_data(cfg)  # before anything is written: a bad run_path or file leaves no trace
-    model_dims(cfg.model, data)
+    z_dim, _ = model_dims(cfg.model, data)
+    if cfg.get("check_memory", True):
+        check_model_memory(cfg, data, z_dim)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tags = list(cfg.logger.wandb.tags or [])
-    info = {"status": "running", "tags": tags, "seed": int(cfg.seed), "mdcrl_version": __version__, "started": time.time()}
-    if resume_from:
-        info["resumed_from"] = resume_from
-        log.info("resuming the unfinished run in %s from %s", run_dir, resume_from)
+    write_hydra_files(run_dir, cfg)
+    clock = RunClock()
+    info = run_info(cfg, previous, fingerprint)
+    if previous.resume_from:
+        log.info("resuming the unfinished run in %s from %s (epoch %d)", run_dir, previous.resume_from, previous.resume_epoch)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     write_json_atomic(run_dir / "run.json", info)
-    start = time.perf_counter()
     try:
         datamodule = MultiDomainDataModule(data, int(cfg.datamodule.batch_size), seed=int(cfg.seed))
         module = build_module(cfg, data)
         input_map = module.autoencoder.input_map
         if input_map is not None:  # the whitening itself is in the checkpoints (model buffers)
             info["whitening"] = {"input_dim": int(input_map.shape[0]), "whitened_dim": int(input_map.shape[1])}
-        trainer = build_trainer(cfg, run_dir)
+        trainer = build_trainer(cfg, run_dir, clock, previous.resume_epoch)
         fit_start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path") or resume_from)
+        # weights_only: a checkpoint holds tensors and plain values only; unpickling anything else
+        # (code) is refused, also for a user's ckpt_path.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path") or previous.resume_from, weights_only=True)
         info["fit_time_s"] = time.perf_counter() - fit_start
         info["best_checkpoint"] = load_best_weights(module, trainer)
         info["epochs"] = int(trainer.current_epoch)
@@ -348,12 +341,38 @@ def fit_run(cfg: DictConfig, run_dir: Path | None = None, data: MultiDomainData 
         if cfg.model.get("save_encoded_data", False):
             save_encodings(run_dir, module, cfg, data)
     except BaseException as err:
-        info.update(status="failed", error=f"{type(err).__name__}: {err}", wall_time_s=time.perf_counter() - start)
+        info.update(status="failed", error=f"{type(err).__name__}: {err}", wall_time_s=clock.elapsed_s())
         write_json_atomic(run_dir / "run.json", info)
         raise
     write_json_atomic(run_dir / "metrics.json", metrics)
-    info.update(status="finished", wall_time_s=time.perf_counter() - start, finished=time.time())
+    info.update(status="finished", wall_time_s=clock.elapsed_s(), finished=time.time())
     write_json_atomic(run_dir / "run.json", info)
     if cfg.get("print_metrics", True):
         print_metrics(metrics, f"mdcrl metrics (test split) - {run_dir}")
+    return module, metrics
+
+
+def run_info(cfg: DictConfig, previous: RunState, fingerprint: str | None) -> dict:
+    """run.json at the start of an attempt; a continued run keeps its first start time."""
+    earlier = previous.previous or {}
+    info = {
+        "status": "running", "tags": list(cfg.logger.wandb.tags or []), "seed": int(cfg.seed),
+        "mdcrl_version": __version__, "started": earlier.get("started", time.time()),
+        "attempts": int(earlier.get("attempts", 1)) + 1 if earlier else 1, "data_sha256": fingerprint,
+    }
+    if previous.resume_from:
+        info["resumed_from"] = previous.resume_from
+    if earlier.get("set_aside"):
+        info["set_aside"] = earlier["set_aside"]
+    return info
+
+
+def finished_run(cfg: DictConfig, run_dir: Path, data: MultiDomainData | None, previous: RunState):
+    """(module with the run's best weights, or None without ``data``; the saved metrics)."""
+    metrics = read_json(run_dir / "metrics.json")
+    if data is None:
+        return None, metrics
+    best = (previous.previous or {}).get("best_checkpoint") or str(run_dir / "checkpoints" / "best.ckpt")
+    module = build_module(cfg, data)
+    load_weights(module, best)
     return module, metrics

@@ -1,22 +1,110 @@
 """Checks of a composed config, run before any data is generated or any file is written.
 
-Each error names the setting (as a Hydra override path) and how to fix it.
+Each error names the setting (as a Hydra override path) and how to fix it. First every number is
+checked for its type (an integer where a count is meant: 8.5 or "abc" is refused, not truncated),
+finiteness and lower bound (NUMBER_SETTINGS); then the settings are checked against each other; then
+the memory the data and the model would need is estimated and compared with what the machine has.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
-import math
-
 import torch
+from omegaconf import OmegaConf
 
 from mdcrl.data.mixing import SPLITS, mixing_dims
+from mdcrl.data.polynomial import num_monomials
+from mdcrl.errors import ConfigError
 from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
 
+_MISSING = object()
 
-class ConfigError(ValueError):
-    """A setting that cannot work; the message names the override to change."""
+# (override path, kind, lower bound, may be null). kind: int | real | pair (two reals).
+# A path that a config does not have (another datamodule) is skipped.
+NUMBER_SETTINGS = [
+    ("seed", "int", None, False),
+    ("datamodule.batch_size", "int", 1, False),
+    ("trainer.max_epochs", "int", 1, False),
+    ("trainer.gradient_clip_val", "real", 0, True),
+    ("model.z_dim", "int", 2, True),
+    ("model.z_dim_invariant", "int", 1, True),
+    ("model.z_dim_invariant_fraction", "real", 0, True),
+    ("model.penalty_weight", "real", 0, False),
+    ("model.hinge_loss_weight", "real", 0, False),
+    ("model.minmax_loss.top_k", "int", 1, False),
+    ("model.mmd_loss.fix_sigma", "real", None, True),
+    ("model.mmd_loss.kernel_number", "int", 1, False),
+    ("model.mmd_loss.kernel_multiplier", "real", None, False),
+    ("model.optimizer.lr", "real", None, False),
+    ("model.optimizer.weight_decay", "real", 0, True),
+    ("datamodule.dataset.z_dim", "int", 2, False),
+    ("datamodule.dataset.z_dim_invariant", "int", None, True),
+    ("datamodule.dataset.x_dim", "int", 1, True),
+    ("datamodule.dataset.num_domains", "int", None, False),
+    ("datamodule.dataset.num_samples.train", "int", 1, False),
+    ("datamodule.dataset.num_samples.valid", "int", 1, False),
+    ("datamodule.dataset.num_samples.test", "int", 1, False),
+    ("datamodule.dataset.polynomial_degree", "int", None, True),
+    ("datamodule.dataset.corr_prob", "real", None, False),
+    ("datamodule.dataset.domain_dist_ranges", "pair", None, False),
+    ("datamodule.dataset.invariant_dist_params", "pair", None, False),
+    ("datamodule.dataset.n_balls_invariant", "int", None, False),
+    ("datamodule.dataset.n_balls_spurious", "int", None, False),
+    ("datamodule.dataset.ball_size", "real", None, False),
+    ("datamodule.dataset.image_size", "int", 8, False),
+    ("datamodule.dataset.invariant_low", "pair", None, False),
+    ("datamodule.dataset.invariant_high", "pair", None, False),
+    ("datamodule.dataset.domain_box_size", "pair", None, False),
+    ("datamodule.rescale_range", "pair", None, False),
+    ("datamodule.valid_fraction", "real", None, False),
+    ("datamodule.test_fraction", "real", None, False),
+    ("datamodule.z_dim_invariant_true", "int", 1, True),
+]
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_number(path: str, value, kind: str, minimum, nullable: bool) -> None:
+    if value is None:
+        _require(nullable, f"{path} must be set (it is null).")
+        return
+    if kind == "pair":
+        ok = OmegaConf.is_list(value) or isinstance(value, (list, tuple))
+        _require(
+            ok and len(value) == 2 and all(_is_real(v) for v in value),
+            f"{path}={_shown(value)} must be two finite numbers, e.g. {path}=[-1.0,1.0].",
+        )
+        return
+    if kind == "int":
+        _require(
+            _is_real(value) and float(value).is_integer(),
+            f"{path}={value!r} must be a whole number" + (f" >= {minimum}" if minimum is not None else "")
+            + f"; set {path}=<integer>.",
+        )
+    else:
+        _require(_is_real(value), f"{path}={value!r} must be a finite number; set {path}=<number>.")
+    if minimum is not None:
+        _require(value >= minimum, f"{path}={value!r} must be >= {minimum}.")
+
+
+def _shown(value) -> str:
+    return str(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value).replace(" ", "")
+
+
+def validate_numbers(cfg) -> None:
+    """Type, finiteness and lower bound of every numeric setting, and of each penalty weight."""
+    for path, kind, minimum, nullable in NUMBER_SETTINGS:
+        value = OmegaConf.select(cfg, path, default=_MISSING)
+        if value is not _MISSING:
+            _check_number(path, value, kind, minimum, nullable)
+    criteria = cfg.model.get("penalty_criterion") or {}
+    for name in criteria:
+        _check_number(f"model.penalty_criterion.{name}", criteria[name], "real", 0, False)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -108,11 +196,6 @@ def validate_model(model) -> None:
     criteria = dict(model.penalty_criterion)
     unknown = sorted(set(criteria) - set(PENALTY_NAMES))
     _require(not unknown, f"{p}.penalty_criterion has unknown penalties {unknown}; known: {list(PENALTY_NAMES)}.")
-    for name, weight in criteria.items():
-        _require(weight is not None and float(weight) >= 0, f"{p}.penalty_criterion.{name}={weight} must be >= 0.")
-    for key in ("penalty_weight", "hinge_loss_weight"):
-        _require(float(model[key]) >= 0, f"{p}.{key}={model[key]} must be >= 0.")
-    _require(int(model.minmax_loss.top_k) >= 1, f"{p}.minmax_loss.top_k={model.minmax_loss.top_k} must be >= 1.")
     _require(
         model.minmax_loss.loss_transform in LOSS_TRANSFORMS,
         f"{p}.minmax_loss.loss_transform={model.minmax_loss.loss_transform!r} must be one of {list(LOSS_TRANSFORMS)}.",
@@ -122,7 +205,6 @@ def validate_model(model) -> None:
         mmd.fix_sigma is None or float(mmd.fix_sigma) > 0,
         f"{p}.mmd_loss.fix_sigma={mmd.fix_sigma} must be > 0, or null for the mean-distance bandwidth.",
     )
-    _require(int(mmd.kernel_number) >= 1, f"{p}.mmd_loss.kernel_number={mmd.kernel_number} must be >= 1.")
     _require(float(mmd.kernel_multiplier) > 0, f"{p}.mmd_loss.kernel_multiplier={mmd.kernel_multiplier} must be > 0.")
     _require(float(model.optimizer.lr) > 0, f"{p}.optimizer.lr={model.optimizer.lr} must be > 0.")
     reduction = model.get("penalty_reduction", "mean")
@@ -148,7 +230,6 @@ def validate_trainer(trainer) -> None:
             f"trainer.accelerator={accelerator!r} but no CUDA GPU is visible on this machine; "
             "run with trainer.accelerator=cpu (or trainer.accelerator=auto).",
         )
-    _require(int(trainer.get("max_epochs", 1)) >= 1, f"trainer.max_epochs={trainer.get('max_epochs')} must be >= 1.")
 
 
 def validate_checkpoint_path(ckpt_path) -> None:
@@ -162,13 +243,65 @@ def validate_checkpoint_path(ckpt_path) -> None:
         "is unpickled and can run code). Download it yourself, check where it comes from, and pass the local path.",
     )
     _require(Path(str(ckpt_path)).is_file(), f"ckpt_path={ckpt_path} is not a file; pass an existing .ckpt file or ckpt_path=null.")
+    try:  # tensors and plain values only: a checkpoint that needs code to unpickle is refused
+        torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated, corrupt or unsafe files
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} cannot be loaded safely ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
+            "it is truncated, corrupt, or holds pickled objects beyond tensors and plain values."
+        ) from err
+
+
+GIB = 1024**3
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the machine can give a new process now (MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimated_data_bytes(dm) -> int:
+    """Peak memory of generating and holding the configured synthetic data (0 for data read from
+    files: their size is known only once read). Measured factors: generation works in float64 and
+    keeps a float32 copy and torch views, about 3x the float64 arrays; polynomial mixing also holds
+    the monomial features; images are uint8, plus float rendering of one chunk."""
+    if dm.name not in ("mixing", "md_balls"):
+        return 0
+    ds = dm.dataset
+    n = sum(int(ds.num_samples[name]) for name in SPLITS)
+    if dm.name == "md_balls":
+        return 2 * n * 3 * int(ds.image_size) ** 2
+    z_dim, _, x_dim = mixing_dims(ds)
+    width = z_dim + x_dim + (0 if ds.linear else num_monomials(z_dim, int(ds.polynomial_degree)))
+    return 3 * 8 * n * width
+
+
+def check_memory(needed: int, what: str, setting: str) -> None:
+    """Refuse a run whose estimated need exceeds the memory available now (check_memory=false skips it)."""
+    available = available_memory_bytes()
+    if available is None or needed <= available:
+        return
+    raise ConfigError(
+        f"{setting}: {what} needs about {needed / GIB:.1f} GiB of memory, but this machine has "
+        f"{available / GIB:.1f} GiB available; lower {setting}, or set check_memory=false if you know better."
+    )
 
 
 def validate_config(cfg) -> None:
     validate_checkpoint_path(cfg.get("ckpt_path"))
+    validate_numbers(cfg)
     validate_model(cfg.model)
     validate_trainer(cfg.trainer)
-    _require(int(cfg.datamodule.batch_size) >= 1, f"datamodule.batch_size={cfg.datamodule.batch_size} must be >= 1.")
     if cfg.datamodule.name == "mixing":
         validate_mixing_dataset(cfg.datamodule.dataset, max(2, int(cfg.model.minmax_loss.top_k)))
     if cfg.datamodule.name == "md_balls":
@@ -186,3 +319,5 @@ def validate_config(cfg) -> None:
         )
         low, high = cfg.datamodule.rescale_range
         _require(low < high, f"datamodule.rescale_range=[{low}, {high}] must have low < high.")
+    if cfg.get("check_memory", True):
+        check_memory(estimated_data_bytes(cfg.datamodule), "generating the data", "datamodule.dataset.num_samples")

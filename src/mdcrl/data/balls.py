@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mdcrl.data.mixing import SPLITS, MultiDomainData, Split, domain_labels
+from mdcrl.errors import BallsDataError
 from mdcrl.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,6 @@ BALL_COLOURS = np.array(
 )
 MAX_PLACEMENT_ROUNDS = 1000
 CACHE_FORMAT = "mdcrl-balls-v1"
-
-
-class BallsDataError(ValueError):
-    """A balls setting or cache that cannot work; the message names it and the fix."""
 
 
 def coverage(centres: np.ndarray, radius: float, size: int) -> np.ndarray:

@@ -34,25 +34,43 @@ class IndexedTensors(Dataset):
 
 
 class TensorBatches(Sampler):
-    """Index tensors of consecutive batches: of a fresh permutation each epoch (drawn from
-    ``generator``) when shuffling, else of 0..n-1 in order. The last batch may be smaller.
-    ``batch_size`` here may be a multiple of the training batch size: a chunk of several batches."""
+    """Index tensors of consecutive batches: of a fresh permutation each epoch when shuffling (with
+    ``seed``), else of 0..n-1 in order. The last batch may be smaller. ``batch_size`` here may be a
+    multiple of the training batch size: a chunk of several batches.
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator | None = None):
-        self.n, self.batch_size, self.generator = n, batch_size, generator
+    Epoch e's permutation is the (e+1)-th draw of a generator seeded with ``seed``, whether or not
+    the run was interrupted: Lightning calls set_epoch(e) before each epoch, and a resumed run
+    (which starts at e > 0 with a fresh sampler) replays the e earlier draws first (a fraction of a
+    millisecond each), so that kill + resume trains on the same batches as an uninterrupted run."""
+
+    def __init__(self, n: int, batch_size: int, seed: int | None = None):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self.epoch: int | None = None  # None until set_epoch: then each iteration is the next epoch
+        self._draws = 0  # permutations drawn from the generator so far
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
-        return iter(order.split(self.batch_size))
+        if self.generator is None:
+            return iter(torch.arange(self.n).split(self.batch_size))
+        epoch = self._draws if self.epoch is None else self.epoch
+        if self._draws != epoch:
+            self.generator.manual_seed(self.seed)
+            for _ in range(epoch):
+                torch.randperm(self.n, generator=self.generator)
+        self._draws = epoch + 1
+        return iter(torch.randperm(self.n, generator=self.generator).split(self.batch_size))
 
 
 def batch_loader(split: Split, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     dataset = IndexedTensors(split)
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=None, sampler=TensorBatches(len(dataset), batch_size, generator))
+    sampler = TensorBatches(len(dataset), batch_size, seed if shuffle else None)
+    return DataLoader(dataset, batch_size=None, sampler=sampler)
 
 
 class MultiDomainDataModule(L.LightningDataModule):
@@ -73,7 +91,12 @@ class MultiDomainDataModule(L.LightningDataModule):
     def train_dataloader(self):
         train = self.data.splits["train"]
         chunk = self.batch_size * (self.steps_per_epoch if train.x.ndim == 2 else 1)
-        return batch_loader(train, chunk, shuffle=True, seed=self.seed)
+        loader = batch_loader(train, chunk, shuffle=True, seed=self.seed)
+        if self.trainer is not None:
+            # A resumed run's first iterator is made before Lightning's set_epoch: start it at the
+            # restored epoch here, or it would replay epoch 0's batches.
+            loader.sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
+        return loader
 
     def val_dataloader(self):
         return batch_loader(self.data.splits["valid"], self.batch_size, shuffle=False)

@@ -18,14 +18,11 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from mdcrl.data.mixing import SPLITS, MultiDomainData, Split
+from mdcrl.errors import EncodedDataError
 from mdcrl.io import sha256_file, write_json_atomic
 
 FORMAT = "mdcrl-encoded-v1"
 ENCODED_DIR = "encoded"
-
-
-class EncodedDataError(ValueError):
-    """A run_path that does not hold a complete, intact stage-1 encoding of the expected dataset."""
 
 
 def save_encoded(run_dir: Path, encodings: dict[str, np.ndarray], data: MultiDomainData, dataset_config: dict) -> Path:
@@ -80,11 +77,14 @@ def load_encoded(run_path: str | Path, expected_kind: str) -> tuple[MultiDomainD
         raise EncodedDataError(f"{meta_path} is corrupt ({err}); rerun stage 1.") from err
     if metadata.get("format") != FORMAT:
         raise EncodedDataError(f"{meta_path} has format {metadata.get('format')!r}, expected {FORMAT!r}.")
+    if not isinstance(metadata, dict):
+        raise EncodedDataError(f"{meta_path} is corrupt (not a JSON object); rerun stage 1.")
     if metadata.get("kind") != expected_kind:
         raise EncodedDataError(
             f"run_path={str(run_path)!r} holds encodings of a {metadata.get('kind')!r} dataset, but this datamodule "
             f"expects {expected_kind!r}; point run_path at a stage-1 run of the same dataset."
         )
+    _check_metadata(metadata, meta_path)
     splits = {}
     for name in SPLITS:
         entry = metadata["splits"].get(name)
@@ -97,9 +97,43 @@ def load_encoded(run_path: str | Path, expected_kind: str) -> tuple[MultiDomainD
             arrays = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as err:
             raise EncodedDataError(f"{path} is corrupt ({err}); rerun stage 1.") from err
-        splits[name] = Split(arrays["z_hat"], arrays["z"], arrays["domain"].astype(np.int64))
+        missing = {"z_hat", "z", "domain"} - set(arrays)
+        if missing:
+            raise EncodedDataError(f"{path} lacks the arrays {sorted(missing)}; rerun stage 1.")
+        z_hat, domain = arrays["z_hat"], arrays["domain"]
+        if z_hat.ndim != 2 or len(z_hat) != len(domain) or len(arrays["z"]) != len(domain):
+            raise EncodedDataError(f"{path} holds arrays of inconsistent shapes; rerun stage 1.")
+        if not np.isfinite(z_hat).all():
+            raise EncodedDataError(
+                f"{path} holds {int((~np.isfinite(z_hat)).sum())} NaN/inf values in z_hat; the stage-1 encoder "
+                "diverged or the file was edited: rerun stage 1."
+            )
+        if domain.size and (domain.min() < 0 or domain.max() >= metadata["num_domains"]):
+            raise EncodedDataError(f"{path} has domain labels outside 0..{metadata['num_domains'] - 1}; rerun stage 1.")
+        splits[name] = Split(z_hat, arrays["z"], domain.astype(np.int64))
     data = MultiDomainData(splits, int(metadata["num_domains"]), int(metadata["z_dim_invariant_true"]), {"kind": expected_kind + "_encoded"})
     return data, metadata
+
+
+def _check_metadata(metadata: dict, meta_path: Path) -> None:
+    """The fields stage 2 relies on, with their types (an edited file gets a message, not a crash)."""
+    for key, minimum in (("num_domains", 2), ("z_dim_invariant_true", 0), ("z_dim_true", 0)):
+        value = metadata.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise EncodedDataError(
+                f"{meta_path}: {key}={value!r} must be a whole number >= {minimum}; the file was edited or is "
+                "corrupt: rerun stage 1."
+            )
+    splits = metadata.get("splits")
+    if not isinstance(splits, dict) or not all(
+        isinstance(splits.get(name), dict) and isinstance(splits[name].get("sha256"), str)
+        and isinstance(splits[name].get("file"), str) and "/" not in splits[name]["file"]
+        for name in SPLITS
+    ):
+        raise EncodedDataError(
+            f"{meta_path} lacks a valid 'splits' entry (file and sha256 of each of {list(SPLITS)}); the file was "
+            "edited or is corrupt: rerun stage 1."
+        )
 
 
 def rescale_to_range(data: MultiDomainData, low: float, high: float) -> MultiDomainData:

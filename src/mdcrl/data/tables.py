@@ -11,10 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mdcrl.data.mixing import SPLITS, MultiDomainData, Split
-
-
-class DataInputError(ValueError):
-    """User data that cannot be trained on; the message names the problem and the fix."""
+from mdcrl.errors import DataInputError
 
 
 def finite_matrix(x) -> np.ndarray:
@@ -25,6 +22,8 @@ def finite_matrix(x) -> np.ndarray:
         raise DataInputError(f"X must be numeric ({err}); convert or drop the non-numeric columns.") from err
     if x.ndim != 2:
         raise DataInputError(f"X must be a 2-d array (samples x features), got shape {x.shape}.")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise DataInputError(f"X has shape {x.shape}: no rows or no feature columns to train on.")
     bad = ~np.isfinite(x)
     if bad.any():
         rows, cols = np.nonzero(bad)
@@ -45,11 +44,20 @@ def check_arrays(x, domains, z=None, min_per_domain: int = 2) -> tuple[np.ndarra
     domains = np.asarray(domains)
     if domains.ndim != 1 or len(domains) != len(x):
         raise DataInputError(f"X has {len(x)} rows but domains has shape {domains.shape}; pass one domain label per row.")
+    missing = np.flatnonzero([_is_missing(d) for d in domains]) if domains.dtype.kind in "fcO" else []
+    if len(missing):
+        raise DataInputError(
+            f"{len(missing)} domain labels are missing (NaN/None), first at row {missing[0]}; "
+            "give those rows a domain or drop them."
+        )
+    if domains.dtype.kind == "O":  # mixed Python objects (e.g. 1 and "1") do not sort: compare as text
+        domains = domains.astype(str)
     labels, codes = np.unique(domains, return_inverse=True)
+    labels = labels.tolist()  # plain Python values (str, int, float) for messages and metadata
     if len(labels) < 2:
-        raise DataInputError(f"all rows belong to one domain ({labels.tolist()}); invariance needs at least 2 domains.")
+        raise DataInputError(f"all rows belong to one domain ({labels}); invariance needs at least 2 domains.")
     counts = np.bincount(codes)
-    small = [(labels[i].item(), int(c)) for i, c in enumerate(counts) if c < min_per_domain]
+    small = [(labels[i], int(c)) for i, c in enumerate(counts) if c < min_per_domain]
     if small:
         raise DataInputError(
             f"domains {small} have fewer than {min_per_domain} samples (the min-max top_k or the split needs that "
@@ -60,7 +68,11 @@ def check_arrays(x, domains, z=None, min_per_domain: int = 2) -> tuple[np.ndarra
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or len(z) != len(x) or not np.isfinite(z).all():
         raise DataInputError(f"the ground-truth latents must be a finite (n, d) array with n = {len(x)}, got shape {z.shape}.")
-    return x, codes.astype(np.int64), z.astype(np.float32), labels.tolist()
+    return x, codes.astype(np.int64), z.astype(np.float32), labels
+
+
+def _is_missing(label) -> bool:
+    return label is None or (isinstance(label, (float, np.floating)) and np.isnan(label))
 
 
 def split_by_domain(codes: np.ndarray, num_domains: int, valid_fraction: float, test_fraction: float, seed: int):
@@ -125,6 +137,8 @@ def read_table(path: str | Path, domain_column: str = "domain", latent_columns=(
         raise
     except Exception as err:  # pandas/pyarrow/numpy raise many types for an unreadable file
         raise DataInputError(f"datamodule.path={str(path)!r} could not be read: {type(err).__name__}: {err}") from err
+    if frame.empty:
+        raise DataInputError(f"{path} has no rows (only a header); datamodule.path must point at data.")
     if domain_column not in frame.columns:
         raise DataInputError(
             f"{path} has no domain column {domain_column!r} (datamodule.domain_column); columns: {list(frame.columns)}."

@@ -26,11 +26,8 @@ import torch
 
 from mdcrl import penalties
 from mdcrl.data.datamodule import to_model_input
+from mdcrl.errors import NonFiniteLossError
 from mdcrl.metrics import split_half_r2
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised by a training step whose loss is NaN or inf; the last good checkpoint is kept."""
 
 
 class MultiDomainAutoencoder(L.LightningModule):
@@ -136,10 +133,12 @@ class MultiDomainAutoencoder(L.LightningModule):
             loss, parts, _ = self.losses(to_model_input(xb), db)
             if not torch.isfinite(loss):
                 bad = [n for n, v in parts.items() if not torch.isfinite(v).all()]
+                last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
+                kept = f"the last good checkpoint is {last}" if last else "no epoch finished, so there is no checkpoint"
                 raise NonFiniteLossError(
                     f"non-finite training loss at epoch {self.current_epoch}, step {self.global_step} "
                     f"(batch {batch_idx}); non-finite terms: {bad}. Lower model.optimizer.lr or set "
-                    "trainer.gradient_clip_val; the last good checkpoint is kept in the run's checkpoints/."
+                    f"trainer.gradient_clip_val; {kept}."
                 )
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)

@@ -1,0 +1,355 @@
+"""Bad input, kills, tampered and edited files: clear errors, nothing lost, nothing stale."""
+
+import json
+import os
+import subprocess
+import sys
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT, compose_config
+from mdcrl import InvariantAutoencoder
+from mdcrl.errors import ConfigError, DataInputError, EncodedDataError, SavedModelError
+from mdcrl.report import main as report_main
+from mdcrl import train
+from mdcrl.train import run
+
+QUIET = ["trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false", "~callbacks.visualization_callback"]
+
+
+# -- settings ------------------------------------------------------------------------------------
+BAD_VALUES = [
+    ("datamodule.dataset.z_dim=abc", "datamodule.dataset.z_dim='abc' must be a whole number"),
+    ("seed=abc", "seed='abc' must be a whole number"),
+    ("datamodule.dataset.domain_dist_ranges=abc", "datamodule.dataset.domain_dist_ranges=abc must be two finite numbers"),
+    ("datamodule.dataset.invariant_dist_params=[0,inf]", "invariant_dist_params=[0,inf] must be two finite numbers"),
+    ("datamodule.dataset.num_samples.train=10**10", "num_samples.train='10**10' must be a whole number"),
+    ("model.penalty_weight=inf", "model.penalty_weight=inf must be a finite number"),
+    ("model.optimizer.lr=nan", "model.optimizer.lr=nan must be a finite number"),
+    ("datamodule.dataset.z_dim=8.5", "datamodule.dataset.z_dim=8.5 must be a whole number"),
+    ("datamodule.dataset.num_domains=2.7", "datamodule.dataset.num_domains=2.7 must be a whole number"),
+    ("model.z_dim=8.5", "model.z_dim=8.5 must be a whole number"),
+    ("trainer.max_epochs=2.5", "trainer.max_epochs=2.5 must be a whole number"),
+    ("datamodule.dataset.num_samples.train=10000000000", "check_memory=false"),
+]
+
+
+@pytest.mark.parametrize("override,message", BAD_VALUES)
+def test_bad_values_are_refused_by_name_before_any_work(tmp_path, compose, override, message):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError) as err:
+        run(compose([override]), run_dir=run_dir)
+    assert message in str(err.value)
+    assert not run_dir.exists()
+
+
+def test_memory_estimate_names_the_setting(compose):
+    from mdcrl.validation import estimated_data_bytes
+
+    cfg = compose(["datamodule.dataset.num_samples.train=150000000"])
+    assert estimated_data_bytes(cfg.datamodule) > 50 * 1024**3  # about 80 GiB: refused on a 24 GiB machine
+
+
+def cli(*args, env=None, cwd=ROOT):
+    full_env = {**os.environ, "MDCRL_FULL_ERROR": "", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "run_training.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_prints_one_line_and_leaves_no_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    p = cli("datamodule.dataset.num_domains=2.7", f"hydra.run.dir={run_dir}")
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr + p.stdout
+    assert p.stderr.strip() == (
+        "error: datamodule.dataset.num_domains=2.7 must be a whole number; set datamodule.dataset.num_domains=<integer>."
+    )
+    assert not run_dir.exists()  # neither .hydra/ nor an empty log
+    full = cli("datamodule.dataset.num_domains=2.7", f"hydra.run.dir={run_dir}", env={"MDCRL_FULL_ERROR": "1"})
+    assert full.returncode != 0 and "Traceback" in full.stderr
+
+
+# -- resume --------------------------------------------------------------------------------------
+class KillAtEpoch(L.Callback):
+    """Stands in for a kill: dies at the start of an epoch, after the previous one was checkpointed."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("killed")  # not KeyboardInterrupt: Lightning turns that into SystemExit
+
+
+def killed_once(monkeypatch, epoch):
+    build = train.build_callbacks
+    calls = []
+
+    def with_kill(cfg, run_dir):
+        calls.append(1)
+        return build(cfg, run_dir) + ([KillAtEpoch(epoch)] if len(calls) == 1 else [])
+
+    monkeypatch.setattr(train, "build_callbacks", with_kill)
+
+
+def csv_epochs(run_dir):
+    frame = pd.read_csv(run_dir / "csv" / "metrics.csv")
+    return frame[frame["val/loss"].notna()]["epoch"].astype(int).tolist()
+
+
+def test_kill_and_resume_keeps_curves_and_gives_the_uninterrupted_metrics(tmp_path, compose, monkeypatch):
+    cfg = compose(["trainer.max_epochs=8", "callbacks.early_stopping=null"])
+    run(cfg, run_dir=tmp_path / "whole")
+    killed_once(monkeypatch, 5)
+    with pytest.raises(BaseException, match="killed"):
+        run(cfg, run_dir=tmp_path / "resumed")
+    assert csv_epochs(tmp_path / "resumed") == [0, 1, 2, 3, 4]
+    first = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    run(cfg, run_dir=tmp_path / "resumed")
+    info = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    assert info["resumed_from"].endswith("last.ckpt") and info["attempts"] == 2
+    assert info["started"] == first["started"]
+    assert csv_epochs(tmp_path / "resumed") == list(range(8))
+    whole, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "resumed"))
+    assert resumed == whole
+
+
+def test_truncated_last_checkpoint_is_set_aside_and_the_run_starts_again(tmp_path, compose, monkeypatch):
+    cfg = compose(["trainer.max_epochs=5"])
+    run_dir = tmp_path / "run"
+    killed_once(monkeypatch, 3)
+    with pytest.raises(BaseException, match="killed"):
+        run(cfg, run_dir=run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    run(cfg, run_dir=run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    aside = run_dir / os.path.basename(info["set_aside"])
+    assert (aside / "checkpoints" / "last.ckpt").exists() and csv_epochs(aside) == [0, 1, 2]
+    assert (run_dir / "metrics.json").exists() and csv_epochs(run_dir) == list(range(5))
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path, compose):
+    bad = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": KillAtEpoch(1)}, bad)
+    with pytest.raises(ConfigError, match="cannot be loaded safely"):
+        run(compose([f"ckpt_path={bad}"]), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_result_files_are_readable_like_other_files(tmp_path, compose):
+    old = os.umask(0o022)
+    try:
+        run(compose(["trainer.max_epochs=1"]), run_dir=tmp_path)
+    finally:
+        os.umask(old)
+    for name in ("metrics.json", "run.json", "config.yaml"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+# -- own data ------------------------------------------------------------------------------------
+def own_table(path, labels=None, latents=True, n=800):
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-1, 1, (n, 4))
+    domain = np.arange(n) % 4
+    z[:, 2:] += domain[:, None]
+    frame = pd.DataFrame(z @ rng.normal(size=(4, 8)), columns=[f"x{i}" for i in range(8)])
+    frame["domain"] = domain if labels is None else labels
+    if latents:
+        for j in range(4):
+            frame[f"z{j}"] = z[:, j]
+    frame.to_csv(path, index=False)
+    return path
+
+
+def from_file(path, *extra):
+    return compose_config(QUIET + ["datamodule=from_file", f"datamodule.path={path}", "trainer.max_epochs=2", *extra], tiny=False)
+
+
+def test_own_data_without_latents_trains_and_plots(tmp_path):
+    path = own_table(tmp_path / "data.csv", latents=False)
+    cfg = compose_config(
+        ["datamodule=from_file", f"datamodule.path={path}", "model.z_dim=4", "model.z_dim_invariant=2",
+         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "print_metrics=false"], tiny=False,
+    )
+    metrics = run(cfg, run_dir=tmp_path / "run")
+    assert "diagnostics" in metrics and "r2_zinv_from_hinv" not in metrics
+    assert (tmp_path / "run" / "plots" / "latents.png").exists()
+
+
+def test_edited_data_file_is_not_mistaken_for_the_finished_run(tmp_path):
+    path = own_table(tmp_path / "data.csv")
+    cfg = from_file(path, "datamodule.latent_columns=[z0,z1,z2,z3]", "datamodule.z_dim_invariant_true=2")
+    run(cfg, run_dir=tmp_path / "run")
+    before = (tmp_path / "run" / "metrics.json").read_text()
+    assert run(cfg, run_dir=tmp_path / "run") == json.loads(before)  # unchanged data: skipped
+    own_table(path, n=1000)
+    with pytest.raises(ConfigError, match="made from other data"):
+        run(cfg, run_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "labels,message",
+    [
+        (np.array(["lonely"] + ["a", "b", "c", "d"] * 199 + ["a", "b", "c"], dtype=object), r"\('lonely', 1\)"),
+        (np.r_[np.nan, np.arange(799) % 4], "1 domain labels are missing"),
+    ],
+)
+def test_domain_labels_get_clear_errors(tmp_path, labels, message):
+    path = own_table(tmp_path / "data.csv", labels=labels, latents=False)
+    with pytest.raises(DataInputError, match=message):
+        run(from_file(path, "model.z_dim=4", "model.z_dim_invariant=2"), run_dir=tmp_path / "run")
+
+
+def test_header_only_csv_says_no_rows(tmp_path):
+    (tmp_path / "empty.csv").write_text("x0,x1,domain\n")
+    with pytest.raises(DataInputError, match="has no rows"):
+        run(from_file(tmp_path / "empty.csv", "model.z_dim=2", "model.z_dim_invariant=1"), run_dir=tmp_path / "run")
+
+
+# -- stage 2 on edited encodings -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stage1_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("stage1")
+    run(compose_config(["model.save_encoded_data=true", "trainer.max_epochs=1"]), run_dir=run_dir)
+    return run_dir
+
+
+def _nan_z_hat(meta, run_dir):
+    from safetensors.numpy import load_file, save_file
+
+    from mdcrl.io import sha256_file
+
+    path = run_dir / "encoded" / "train.safetensors"
+    arrays = load_file(str(path))
+    arrays["z_hat"][0, 0] = np.nan
+    save_file(arrays, str(path))
+    meta["splits"]["train"]["sha256"] = sha256_file(path)
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda m, d: m.pop("splits"), "lacks a valid 'splits' entry"),
+        (lambda m, d: m.update(num_domains="four"), "num_domains='four' must be a whole number"),
+        (lambda m, d: m["splits"]["train"].update(file="../../secrets.safetensors"), "lacks a valid 'splits' entry"),
+        (_nan_z_hat, "NaN/inf values in z_hat"),
+    ],
+)
+def test_edited_stage1_metadata_is_refused(stage1_run, tmp_path, edit, message):
+    import shutil
+
+    copy = tmp_path / "stage1"
+    shutil.copytree(stage1_run, copy)
+    meta_path = copy / "encoded" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    edit(meta, copy)
+    meta_path.write_text(json.dumps(meta))
+    cfg = compose_config(QUIET + ["datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", f"run_path={copy}"], tiny=False)
+    with pytest.raises(EncodedDataError, match=message):
+        run(cfg, run_dir=tmp_path / "stage2")
+    assert not (tmp_path / "stage2").exists()
+
+
+def test_refused_run_dir_inside_stage1_writes_nothing_there(stage1_run):
+    before = sorted(p.relative_to(stage1_run) for p in stage1_run.rglob("*"))
+    p = cli("datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", f"run_path={stage1_run}",
+            f"hydra.run.dir={stage1_run / 'stage2'}")
+    assert p.returncode == 2 and p.stderr.startswith("error: the run directory") and "Traceback" not in p.stderr
+    assert sorted(p.relative_to(stage1_run) for p in stage1_run.rglob("*")) == before
+
+
+# -- report --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("content,problem", [("[1, 2]", "holds a list"), ('{"r2_zinv_from_hinv": "high"}', "non-numeric values")])
+def test_report_lists_unusable_metrics_files_as_problems(tmp_path, content, problem, capsys):
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "config.yaml").write_text("seed: 1\n")
+    (tmp_path / "runs" / "a" / "metrics.json").write_text(content)
+    assert report_main([str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--no-plots"]) == 0
+    assert problem in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_report_out_pointing_at_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --out {tmp_path / 'file'} is a file; pass a directory for report.md, report.csv and the plots."
+
+
+# -- estimator -----------------------------------------------------------------------------------
+def arrays(n=400, shift=0.0):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 6)) + shift, np.arange(n) % 4
+
+
+@pytest.fixture(scope="module")
+def saved_estimator(tmp_path_factory):
+    x, d = arrays()
+    est = InvariantAutoencoder(z_dim=4, z_dim_invariant=2, max_epochs=2, seed=0).fit(x, d)
+    return est.save(tmp_path_factory.mktemp("est") / "model")
+
+
+def tampered(saved, tmp_path, edit):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(saved, copy)
+    edit(copy)
+    return copy
+
+
+def _edit_json(change):
+    def edit(path):
+        state = json.loads((path / "estimator.json").read_text())
+        change(state)
+        (path / "estimator.json").write_text(json.dumps(state))
+    return edit
+
+
+def _nan_weights(path):
+    from safetensors.torch import load_file, save_file
+
+    from mdcrl.io import sha256_file
+
+    weights = load_file(str(path / "weights.safetensors"))
+    next(v for k, v in weights.items() if k.endswith("weight"))[...] = float("nan")
+    save_file(weights, str(path / "weights.safetensors"))
+    _edit_json(lambda s: s.update(weights_sha256=sha256_file(path / "weights.safetensors")))(path)
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (_nan_weights, "NaN/inf values"),
+        (_edit_json(lambda s: s.update(x_std=[0.0] * 6)), "x_std > 0"),
+        (_edit_json(lambda s: s["autoencoder"].update(name="mlp", hidden_dims=[200000, 200000])), "another architecture"),
+        (lambda p: (p / "weights.safetensors").write_bytes((p / "weights.safetensors").read_bytes()[:-8] + b"\0" * 8), "checksum"),
+        (lambda p: (p / "estimator.json").write_text("{"), "cannot be read"),
+    ],
+)
+def test_tampered_estimator_directory_is_refused(saved_estimator, tmp_path, edit, message):
+    with pytest.raises(SavedModelError, match=message):
+        InvariantAutoencoder.load(tampered(saved_estimator, tmp_path, edit))
+
+
+def test_estimator_errors_before_fit_and_on_non_integers():
+    from sklearn.exceptions import NotFittedError
+
+    x, _ = arrays()
+    with pytest.raises(NotFittedError, match="call fit"):
+        InvariantAutoencoder(z_dim=4, z_dim_invariant=2).transform(x)
+    with pytest.raises(ValueError, match="z_dim=4.5 must be an integer"):
+        InvariantAutoencoder(z_dim=4.5, z_dim_invariant=2)
+
+
+def test_estimator_run_dir_reused_with_same_data_and_refused_with_other(tmp_path):
+    x, d = arrays()
+    first = InvariantAutoencoder(z_dim=4, z_dim_invariant=2, max_epochs=2, seed=0).fit(x, d, run_dir=tmp_path / "r")
+    again = InvariantAutoencoder(z_dim=4, z_dim_invariant=2, max_epochs=2, seed=0).fit(x, d, run_dir=tmp_path / "r")
+    assert np.array_equal(first.transform(x), again.transform(x))
+    with pytest.raises(ConfigError, match="made from other data"):
+        again.fit(x + 1.0, d, run_dir=tmp_path / "r")
