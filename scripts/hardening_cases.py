@@ -327,6 +327,10 @@ def report_case(kind):
         out_arg = d / "a-file"
         out_arg.write_text("not a directory")
         rc, out = env.report(d, "--out", out_arg if kind == "out-file" else d / "report")
+        report = d / "report" / "report.md"
+        if rc == 0 and report.exists() and "## Problems" in report.read_text():
+            problem = [ln for ln in report.read_text().splitlines() if "metrics.json" in ln]
+            return "ok", "listed under Problems: " + (problem[0] if problem else "")
         return cli_error(rc, out), last_line(out)
     return case
 
