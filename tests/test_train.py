@@ -104,6 +104,19 @@ BAD_CONFIGS = [
     ("model.minmax_loss.loss_transform=huber", "model.minmax_loss.loss_transform='huber'"),
     ("model.mmd_loss.fix_sigma=0", "model.mmd_loss.fix_sigma=0"),
     ("datamodule.dataset.corr_prob=1.5", "datamodule.dataset.corr_prob=1.5"),
+    # types and finiteness: refused by name, never truncated (8.5 -> 8) or passed on as NaN/inf
+    ("datamodule.dataset.z_dim=abc", "datamodule.dataset.z_dim='abc' must be a whole number"),
+    ("seed=abc", "seed='abc' must be a whole number"),
+    ("datamodule.dataset.domain_dist_ranges=abc", "datamodule.dataset.domain_dist_ranges=abc must be two finite numbers"),
+    ("datamodule.dataset.invariant_dist_params=[0,inf]", "invariant_dist_params=[0,inf] must be two finite numbers"),
+    ("datamodule.dataset.num_samples.train=10**10", "num_samples.train='10**10' must be a whole number"),
+    ("model.penalty_weight=inf", "model.penalty_weight=inf must be a finite number"),
+    ("model.optimizer.lr=nan", "model.optimizer.lr=nan must be a finite number"),
+    ("datamodule.dataset.z_dim=8.5", "datamodule.dataset.z_dim=8.5 must be a whole number"),
+    ("datamodule.dataset.num_domains=2.7", "datamodule.dataset.num_domains=2.7 must be a whole number"),
+    ("model.z_dim=8.5", "model.z_dim=8.5 must be a whole number"),
+    ("trainer.max_epochs=2.5", "trainer.max_epochs=2.5 must be a whole number"),
+    ("datamodule.dataset.num_samples.train=10000000000", "check_memory=false"),
 ]
 
 
