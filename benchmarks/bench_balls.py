@@ -1,5 +1,5 @@
 """Balls renderer throughput against a naive per-pixel Python reference, and the time to generate
-the seed's 60000 + 10000 images (issue 4). Run: python benchmarks/bench_balls.py
+the seed's 60000 + 10000 images. Run: python benchmarks/bench_balls.py
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ def main():
     slow = naive_render(centres[:8])
     t_naive = (time.perf_counter() - start) / 8
     assert np.abs(fast[:8].astype(int) - slow.astype(int)).max() <= 1
-    print(f"render 64x64, 2 balls: vectorised {1 / t_fast:,.0f} images/s, naive per-pixel {1 / t_naive:,.1f} images/s, "
-          f"speed-up {t_naive / t_fast:,.0f}x")
+    print(
+        f"render 64x64, 2 balls: vectorised {1 / t_fast:,.0f} images/s, naive per-pixel {1 / t_naive:,.1f} images/s, "
+        f"speed-up {t_naive / t_fast:,.0f}x"
+    )
 
     cfg = OmegaConf.load("configs/datamodule/md_balls.yaml").dataset
     cfg.invariant_low, cfg.invariant_high = [0.5, 0.5], [0.9, 0.9]  # the seed's stage-1 command
@@ -58,7 +60,7 @@ def main():
         model = resnet18_autoencoder(None, 128, base_width=width)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
 
-        def step():
+        def step(opt=opt, model=model):
             opt.zero_grad()
             _, recon = model(x)
             ((recon - x) ** 2).mean().backward()
@@ -69,8 +71,10 @@ def main():
         for _ in range(3):
             step()
         per_step = (time.perf_counter() - start) / 3
-        print(f"stage-1 step, ResNet-18 base_width={width}, batch 128: {per_step:.2f} s "
-              f"-> {per_step * 60000 / 128 / 60:.1f} min per epoch of 60000 images on this CPU")
+        print(
+            f"stage-1 step, ResNet-18 base_width={width}, batch 128: {per_step:.2f} s "
+            f"-> {per_step * 60000 / 128 / 60:.1f} min per epoch of 60000 images on this CPU"
+        )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Polynomial decoder forward+backward against a per-sample Kronecker loop reference, and the time
-to generate the seed's polynomial dataset size (issue 3).
+to generate the seed's polynomial dataset size.
 
 Setting: z_dim 14, degree 3, x_dim 200, batch 1024. Run: python benchmarks/bench_polynomial.py
 """
@@ -53,18 +53,30 @@ def main():
     weight, bias = torch.randn(X_DIM, kron_cols, requires_grad=True), torch.zeros(X_DIM, requires_grad=True)
     t_fast = median_time(fast_step, 20)
     t_naive = median_time(lambda: kronecker_decoder_step(z, weight, bias), 3, warmup=1)
-    print(f"z_dim={Z_DIM} degree={DEGREE} x_dim={X_DIM} batch={BATCH}: {num_monomials(Z_DIM, DEGREE)} distinct monomials "
-          f"(constant included) vs {kron_cols + 1} Kronecker columns")
-    print(f"polynomial decoder fwd+bwd: vectorised {t_fast * 1e3:.2f} ms, per-sample Kronecker loop {t_naive * 1e3:.1f} ms, "
-          f"speed-up {t_naive / t_fast:.0f}x")
+    print(
+        f"z_dim={Z_DIM} degree={DEGREE} x_dim={X_DIM} batch={BATCH}: {num_monomials(Z_DIM, DEGREE)} distinct monomials "
+        f"(constant included) vs {kron_cols + 1} Kronecker columns"
+    )
+    print(
+        f"polynomial decoder fwd+bwd: vectorised {t_fast * 1e3:.2f} ms, per-sample Kronecker loop {t_naive * 1e3:.1f} ms, "
+        f"speed-up {t_naive / t_fast:.0f}x"
+    )
 
     cfg = OmegaConf.load(ROOT / "configs" / "datamodule" / "mixing.yaml").dataset
-    cfg.update(linear=False, z_dim=Z_DIM, x_dim=X_DIM, polynomial_degree=DEGREE, num_domains=16,
-               num_samples={"train": 10000, "valid": 1000, "test": 1000})
+    cfg.update(
+        linear=False,
+        z_dim=Z_DIM,
+        x_dim=X_DIM,
+        polynomial_degree=DEGREE,
+        num_domains=16,
+        num_samples={"train": 10000, "valid": 1000, "test": 1000},
+    )
     start = time.perf_counter()
     generate_mixing_data(cfg, seed=0)
-    print(f"generate 12000 samples (10000/1000/1000), z_dim=14, degree 3, x_dim=200, 16 domains: "
-          f"{time.perf_counter() - start:.2f} s")
+    print(
+        f"generate 12000 samples (10000/1000/1000), z_dim=14, degree 3, x_dim=200, 16 domains: "
+        f"{time.perf_counter() - start:.2f} s"
+    )
 
 
 if __name__ == "__main__":

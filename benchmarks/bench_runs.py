@@ -20,8 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = {
     "default run": [],
     "d=64, k=16, minmax+mmd": [
-        "model.penalty_criterion.minmax=1.", "model.penalty_criterion.mmd=1.", "model.mmd_loss.fix_sigma=null",
-        "datamodule.dataset.z_dim=64", "datamodule.dataset.num_domains=16", "~callbacks.visualization_callback",
+        "model.penalty_criterion.minmax=1.",
+        "model.penalty_criterion.mmd=1.",
+        "model.mmd_loss.fix_sigma=null",
+        "datamodule.dataset.z_dim=64",
+        "datamodule.dataset.num_domains=16",
+        "~callbacks.visualization_callback",
     ],
 }
 
@@ -33,12 +37,16 @@ def main():
             start = time.perf_counter()
             subprocess.run(
                 [sys.executable, "run_training.py", *overrides, f"hydra.run.dir={tmp}", "trainer.enable_progress_bar=false"],
-                cwd=ROOT, check=True, capture_output=True,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
             )
             wall = time.perf_counter() - start
             metrics = json.loads((Path(tmp) / "metrics.json").read_text())
             info = json.loads((Path(tmp) / "run.json").read_text())
-        print(f"{name:28s} {wall:8.1f} {info['epochs']:7d} {metrics['r2_zinv_from_hinv']:18.4f} {metrics['r2_zsp_from_hinv']:17.4f}")
+        print(
+            f"{name:28s} {wall:8.1f} {info['epochs']:7d} {metrics['r2_zinv_from_hinv']:18.4f} {metrics['r2_zsp_from_hinv']:17.4f}"
+        )
 
 
 if __name__ == "__main__":

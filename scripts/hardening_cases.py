@@ -27,9 +27,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
-    "datamodule.dataset.num_samples.train=1200", "datamodule.dataset.num_samples.valid=400",
-    "datamodule.dataset.num_samples.test=400", "datamodule.batch_size=256", "trainer.max_epochs=3",
-    "trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false",
+    "datamodule.dataset.num_samples.train=1200",
+    "datamodule.dataset.num_samples.valid=400",
+    "datamodule.dataset.num_samples.test=400",
+    "datamodule.batch_size=256",
+    "trainer.max_epochs=3",
+    "trainer.enable_progress_bar=false",
+    "print_metrics=false",
+    "nonlinear_probe=false",
 ]
 
 
@@ -45,12 +50,20 @@ class Env:
         return p.returncode, p.stdout + p.stderr, Path(run_dir)
 
     def py(self, code, timeout=300):
-        p = subprocess.run([sys.executable, "-c", code], cwd=self.tmp, env=self.env, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(
+            [sys.executable, "-c", code], cwd=self.tmp, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         return p.returncode, p.stdout + p.stderr
 
     def report(self, *args):
-        p = subprocess.run([sys.executable, "-m", "mdcrl.report", *map(str, args)], cwd=ROOT, env=self.env,
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-m", "mdcrl.report", *map(str, args)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return p.returncode, p.stdout + p.stderr
 
 
@@ -118,8 +131,14 @@ def nan_zhat(m, copy):
     m["splits"]["train"]["sha256"] = sha256_file(path)
 
 
-STAGE2 = ["datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", "trainer.max_epochs=2",
-          "trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false"]
+STAGE2 = [
+    "datamodule=mixing_encoded",
+    "model=mixing_md_encoded_autoencoder",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "print_metrics=false",
+    "nonlinear_probe=false",
+]
 
 
 # -- the cases ----------------------------------------------------------------------------------
@@ -130,6 +149,7 @@ def bad_override(override):
         if result == "clear error" and run_dir.exists():
             result += " (left a run dir)"
         return result, last_line(out)
+
     return case
 
 
@@ -139,6 +159,7 @@ def silently_truncated(override, key_path):
         if rc == 0:
             return "accepted", f"trained; config.yaml records {key_path}=" + str(_yaml_get(run_dir / "config.yaml", key_path))
         return cli_error(rc, out), last_line(out)
+
     return case
 
 
@@ -158,8 +179,16 @@ def remote_checkpoint(env):
 
 def own_data_without_latents(env):
     path = mixing_csv(env.tmp / f"nolat-{time.time_ns()}.csv", latents=False)
-    rc, out, run_dir = env.cli("datamodule=from_file", f"datamodule.path={path}", "model.z_dim=4", "model.z_dim_invariant=2",
-                               "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "print_metrics=false", tiny=False)
+    rc, out, run_dir = env.cli(
+        "datamodule=from_file",
+        f"datamodule.path={path}",
+        "model.z_dim=4",
+        "model.**{S: 2}",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "print_metrics=false",
+        tiny=False,
+    )
     ok = rc == 0 and (run_dir / "metrics.json").exists()
     return ("ok" if ok else "crash"), last_line(out)
 
@@ -170,8 +199,16 @@ def string_domains_single_row(env):
     labels = np.array(["site-a", "site-b", "site-c", "site-d"])[np.arange(1200) % 4].astype(object)
     labels[0] = "lonely"
     path = mixing_csv(env.tmp / f"str-{time.time_ns()}.csv", labels=labels, latents=False)
-    rc, out, _ = env.cli("datamodule=from_file", f"datamodule.path={path}", "model.z_dim=4", "model.z_dim_invariant=2",
-                         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "print_metrics=false", tiny=False)
+    rc, out, _ = env.cli(
+        "datamodule=from_file",
+        f"datamodule.path={path}",
+        "model.z_dim=4",
+        "model.**{S: 2}",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "print_metrics=false",
+        tiny=False,
+    )
     return cli_error(rc, out), last_line(out)
 
 
@@ -181,15 +218,25 @@ def nan_domains(env):
     labels = (np.arange(1200) % 4).astype(float)
     labels[5] = np.nan
     path = mixing_csv(env.tmp / f"nan-{time.time_ns()}.csv", labels=labels, latents=False)
-    rc, out, _ = env.cli("datamodule=from_file", f"datamodule.path={path}", "model.z_dim=4", "model.z_dim_invariant=2",
-                         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "print_metrics=false", tiny=False)
+    rc, out, _ = env.cli(
+        "datamodule=from_file",
+        f"datamodule.path={path}",
+        "model.z_dim=4",
+        "model.**{S: 2}",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "print_metrics=false",
+        tiny=False,
+    )
     return cli_error(rc, out), last_line(out)
 
 
 def header_only_csv(env):
     path = env.tmp / "header.csv"
     path.write_text("x0,x1,domain\n")
-    rc, out, _ = env.cli("datamodule=from_file", f"datamodule.path={path}", "model.z_dim=2", "model.z_dim_invariant=1", tiny=False)
+    rc, out, _ = env.cli(
+        "datamodule=from_file", f"datamodule.path={path}", "model.z_dim=2", "model.z_dim_invariant=1", tiny=False
+    )
     result = cli_error(rc, out)
     if result == "clear error" and "no rows" not in out:
         result = "clear error (wrong reason)"
@@ -198,8 +245,15 @@ def header_only_csv(env):
 
 def edited_csv_after_finish(env):
     path = mixing_csv(env.tmp / f"edit-{time.time_ns()}.csv")
-    args = ["datamodule=from_file", f"datamodule.path={path}", "datamodule.latent_columns=[z0,z1,z2,z3]",
-            "datamodule.z_dim_invariant_true=2", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "print_metrics=false"]
+    args = [
+        "datamodule=from_file",
+        f"datamodule.path={path}",
+        "datamodule.latent_columns=[z0,z1,z2,z3]",
+        "datamodule.z_dim_invariant_true=2",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "print_metrics=false",
+    ]
     run_dir = env.tmp / f"edited-{time.time_ns()}"
     rc, out, _ = env.cli(*args, run_dir=run_dir, tiny=False)
     assert rc == 0, out
@@ -207,7 +261,9 @@ def edited_csv_after_finish(env):
     mixing_csv(path, n=1600)
     rc, out, _ = env.cli(*args, run_dir=run_dir, tiny=False)
     if rc == 0:
-        return "accepted", "re-run said finished/skipped with the old data" if (run_dir / "metrics.json").read_text() == before else "re-ran"
+        return "accepted", "re-run said finished/skipped with the old data" if (
+            run_dir / "metrics.json"
+        ).read_text() == before else "re-ran"
     return cli_error(rc, out), last_line(out)
 
 
@@ -216,6 +272,7 @@ def stage2_case(edit):
         run_dir = edit_metadata(env.stage1, edit)
         rc, out, _ = env.cli(*STAGE2, f"run_path={run_dir}", tiny=False)
         return cli_error(rc, out), last_line(out)
+
     return case
 
 
@@ -237,19 +294,33 @@ def validation_failure_leaves_nothing(env):
 
 def file_modes(env):
     rc, out, run_dir = env.cli()
-    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (run_dir / "metrics.json", run_dir / "run.json", run_dir / "config.yaml")}
+    modes = {
+        p.name: oct(p.stat().st_mode & 0o777) for p in (run_dir / "metrics.json", run_dir / "run.json", run_dir / "config.yaml")
+    }
     return ("ok" if all(m == "0o644" for m in modes.values()) else "unreadable files"), str(modes)
 
 
 def _longer_run(env, run_dir, extra=()):
-    args = [sys.executable, "run_training.py", "datamodule.dataset.num_samples.train=20000", "datamodule.batch_size=256",
-            "trainer.max_epochs=25", "callbacks.early_stopping=null", "trainer.enable_progress_bar=false",
-            "print_metrics=false", "nonlinear_probe=false", *extra, f"hydra.run.dir={run_dir}"]
+    args = [
+        sys.executable,
+        "run_training.py",
+        "datamodule.dataset.num_samples.train=20000",
+        "datamodule.batch_size=256",
+        "trainer.max_epochs=25",
+        "callbacks.early_stopping=null",
+        "trainer.enable_progress_bar=false",
+        "print_metrics=false",
+        "nonlinear_probe=false",
+        *extra,
+        f"hydra.run.dir={run_dir}",
+    ]
     return args
 
 
 def _kill_after(env, args, run_dir, min_rows=30):
-    p = subprocess.Popen(args, cwd=ROOT, env=env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        args, cwd=ROOT, env=env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     csv = run_dir / "csv" / "metrics.csv"
     deadline = time.time() + 240
     while time.time() < deadline and p.poll() is None:
@@ -276,9 +347,11 @@ def kill_and_resume(env):
     subprocess.run(_longer_run(env, ref_dir), cwd=ROOT, env=env.env, capture_output=True, text=True, check=True)
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, ref_dir))
     same = a["recon_mse"] == b["recon_mse"] and a["r2_zinv_from_hinv"] == b["r2_zinv_from_hinv"]
-    detail = (f"epochs in csv before kill {min(epochs_before, default=None)}-{max(epochs_before, default=None)}, after resume "
-              f"{min(epochs_after, default=None)}-{max(epochs_after, default=None)}; recon_mse {a['recon_mse']:.5f} vs "
-              f"uninterrupted {b['recon_mse']:.5f}")
+    detail = (
+        f"epochs in csv before kill {min(epochs_before, default=None)}-{max(epochs_before, default=None)}, after resume "
+        f"{min(epochs_after, default=None)}-{max(epochs_after, default=None)}; recon_mse {a['recon_mse']:.5f} vs "
+        f"uninterrupted {b['recon_mse']:.5f}"
+    )
     if lost:
         return "data lost", detail
     return ("ok" if same else "differs from uninterrupted"), detail
@@ -303,8 +376,9 @@ def truncated_last_ckpt(env):
     p = subprocess.run(args, cwd=ROOT, env=env.env, capture_output=True, text=True)
     out = p.stdout + p.stderr
     csv_rows = len(csv.read_text().splitlines()) if csv.exists() else 0
-    kept = any("metrics" in q.name and q.suffix == ".csv" and len(q.read_text().splitlines()) >= rows
-               for q in run_dir.rglob("*.csv"))
+    kept = any(
+        "metrics" in q.name and q.suffix == ".csv" and len(q.read_text().splitlines()) >= rows for q in run_dir.rglob("*.csv")
+    )
     if not kept:
         return "data lost", f"csv rows {rows} -> {csv_rows}; " + last_line(out)
     if p.returncode == 0:
@@ -332,10 +406,16 @@ def report_case(kind):
             problem = [ln for ln in report.read_text().splitlines() if "metrics.json" in ln]
             return "ok", "listed under Problems: " + (problem[0] if problem else "")
         return cli_error(rc, out), last_line(out)
+
     return case
 
 
-EST = "import numpy as np; from mdcrl import InvariantAutoencoder as E; rng=np.random.default_rng(0); X=rng.normal(size=(400,6)); D=np.arange(400)%4\n"
+EST = (
+    "import numpy as np; from mdcrl import InvariantAutoencoder as E; rng=np.random.default_rng(0)\n"
+    "X=rng.normal(size=(400,6)); D=np.arange(400)%4\n"
+    # the parameter names before and after the estimator's redesign
+    "S = 'z_dim_stable' if 'z_dim_stable' in E.__init__.__code__.co_varnames else 'z_dim_invariant'\n"
+)
 
 
 def est_case(code, expect_error=True):
@@ -344,17 +424,30 @@ def est_case(code, expect_error=True):
         if rc == 0:
             return ("accepted" if expect_error else "ok"), last_line(out)
         kind = last_line(out).split(":")[0]
-        if kind in ("AttributeError", "TypeError", "IndexError", "KeyError", "RuntimeError", "MemoryError", "numpy._core._exceptions._ArrayMemoryError"):
+        if kind in (
+            "AttributeError",
+            "TypeError",
+            "IndexError",
+            "KeyError",
+            "RuntimeError",
+            "MemoryError",
+            "numpy._core._exceptions._ArrayMemoryError",
+        ):
             return "crash", last_line(out)
         return ("clear error" if expect_error else "crash"), last_line(out)
+
     return case
 
 
-TAMPER = EST + """
+TAMPER = (
+    EST
+    + """
 import json, pathlib, sys
-e = E(z_dim=4, z_dim_invariant=2, max_epochs=2, random_state=0) if 'random_state' in E.__init__.__code__.co_varnames else E(z_dim=4, z_dim_invariant=2, max_epochs=2, seed=0)
+seed = {'random_state': 0} if 'random_state' in E.__init__.__code__.co_varnames else {'seed': 0}
+e = E(z_dim=4, **{S: 2}, max_epochs=2, **seed)
 e.fit(X, D); p = pathlib.Path('est'); e.save(p)
 """
+)
 
 
 def tamper_case(edit):
@@ -375,7 +468,9 @@ CASES = {
     "model.restarts=abc": bad_override("model.restarts=abc"),
     "datamodule.batch_size=abc": bad_override("datamodule.batch_size=abc"),
     "datamodule.dataset.z_dim=8.5": silently_truncated("datamodule.dataset.z_dim=8.5", "datamodule.dataset.z_dim"),
-    "datamodule.dataset.num_domains=2.7": silently_truncated("datamodule.dataset.num_domains=2.7", "datamodule.dataset.num_domains"),
+    "datamodule.dataset.num_domains=2.7": silently_truncated(
+        "datamodule.dataset.num_domains=2.7", "datamodule.dataset.num_domains"
+    ),
     "model.z_dim=8.5": silently_truncated("model.z_dim=8.5", "model.z_dim"),
     "trainer.max_epochs=2.5": silently_truncated("trainer.max_epochs=2.5", "trainer.max_epochs"),
     "own data without latent_columns (valid)": own_data_without_latents,
@@ -384,7 +479,7 @@ CASES = {
     "header-only CSV": header_only_csv,
     "CSV edited after a finished run, same command": edited_csv_after_finish,
     "stage 2: metadata without splits": stage2_case(lambda m, c: m.pop("splits")),
-    "stage 2: num_domains: \"four\"": stage2_case(lambda m, c: m.update(num_domains="four")),
+    'stage 2: num_domains: "four"': stage2_case(lambda m, c: m.update(num_domains="four")),
     "stage 2: NaN z_hat (checksum updated)": stage2_case(nan_zhat),
     "stage 2: hydra.run.dir inside run_path": run_dir_inside_stage1,
     "failed validation leaves no run directory": validation_failure_leaves_nothing,
@@ -394,22 +489,29 @@ CASES = {
     "mdcrl-report: metrics.json is a list": report_case("list"),
     "mdcrl-report: string metric": report_case("string"),
     "mdcrl-report: --out is a file": report_case("out-file"),
-    "estimator: transform before fit": est_case("E(z_dim=4, z_dim_invariant=2).transform(X)"),
-    "estimator: z_dim=4.5": est_case("E(z_dim=4.5, z_dim_invariant=2, max_epochs=1).fit(X, D)"),
+    "estimator: transform before fit": est_case("E(z_dim=4, **{S: 2}).transform(X)"),
+    "estimator: z_dim=4.5": est_case("E(z_dim=4.5, **{S: 2}, max_epochs=1).fit(X, D)"),
     "estimator: string labels, one domain of 1 row": est_case(
-        "L=np.array(['a','b','c','d'])[D].astype(object); L[0]='solo'; E(z_dim=4, z_dim_invariant=2, max_epochs=1).fit(X, L)"),
+        "L=np.array(['a','b','c','d'])[D].astype(object); L[0]='solo'; E(z_dim=4, **{S: 2}, max_epochs=1).fit(X, L)"
+    ),
     "estimator: None domain label": est_case(
-        "L=np.array(['a','b','c','d'])[D].astype(object); L[3]=None; E(z_dim=4, z_dim_invariant=2, max_epochs=1).fit(X, L)"),
+        "L=np.array(['a','b','c','d'])[D].astype(object); L[3]=None; E(z_dim=4, **{S: 2}, max_epochs=1).fit(X, L)"
+    ),
     "estimator: fit twice, same run_dir, new data": est_case(
-        "e=E(z_dim=4, z_dim_invariant=2, max_epochs=1); e.fit(X, D, run_dir='r'); e.fit(X+1, D, run_dir='r'); e.transform(X)"),
+        "e=E(z_dim=4, **{S: 2}, max_epochs=1); e.fit(X, D, run_dir='r'); e.fit(X+1, D, run_dir='r'); e.transform(X)"
+    ),
     "estimator dir: NaN weights": tamper_case(
         "from safetensors.numpy import load_file, save_file; w=load_file(str(p/'weights.safetensors'))\n"
-        "k=[k for k in w if k.endswith('weight')][0]; w[k][...]=np.nan; save_file(w, str(p/'weights.safetensors'))"),
+        "k=[k for k in w if k.endswith('weight')][0]; w[k][...]=np.nan; save_file(w, str(p/'weights.safetensors'))"
+    ),
     "estimator dir: zero x_std": tamper_case(
-        "s=json.loads((p/'estimator.json').read_text()); s['x_std']=[0.0]*6; (p/'estimator.json').write_text(json.dumps(s))"),
+        "s=json.loads((p/'estimator.json').read_text()); s['x_std']=[0.0]*6; (p/'estimator.json').write_text(json.dumps(s))"
+    ),
     "estimator dir: huge hidden_dims": tamper_case(
-        "s=json.loads((p/'estimator.json').read_text()); s['autoencoder']['name']='mlp'; "
-        "s['autoencoder']['hidden_dims']=[200000, 200000]; (p/'estimator.json').write_text(json.dumps(s))"),
+        "s=json.loads((p/'estimator.json').read_text()); "
+        "a=s['settings']['model']['autoencoder'] if 'settings' in s else s['autoencoder']; "
+        "a['name']='mlp'; a['hidden_dims']=[200000, 200000]; (p/'estimator.json').write_text(json.dumps(s))"
+    ),
 }
 
 

@@ -22,23 +22,25 @@ def pytest_collection_modifyitems(config, items):
 
 CONFIG_DIR = str(ROOT / "src" / "mdcrl" / "configs")
 
-# Overrides that shrink a run to a second or two for tests.
+# Overrides that keep a test run quiet and cheap to evaluate (no bar, no table, no kernel probe, no plot).
+QUIET = ["trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false", "~callbacks.visualization_callback"]
+# ... and that shrink a linear-mixing run to a second or two.
 TINY = [
     "datamodule.dataset.num_samples.train=1200",
     "datamodule.dataset.num_samples.valid=400",
     "datamodule.dataset.num_samples.test=400",
     "datamodule.batch_size=256",
     "trainer.max_epochs=4",
-    "trainer.enable_progress_bar=false",
-    "print_metrics=false",
-    "nonlinear_probe=false",
-    "~callbacks.visualization_callback",
+    *QUIET,
 ]
 
 
 def compose_config(overrides=(), tiny=True):
     from hydra import compose, initialize_config_dir
 
+    from mdcrl.resolvers import register_resolvers
+
+    register_resolvers()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose("train", overrides=(TINY if tiny else []) + list(overrides))
 

@@ -1,11 +1,10 @@
 """Naive loop references for the penalties: one Python loop per domain pair, coordinate and domain.
 
-They follow the definitions in SPEC 3 literally; the vectorised versions in mdcrl.penalties must
+They follow the definitions of docs/design.md, Objective, literally; the vectorised versions in mdcrl.penalties must
 match them, and benchmarks/ times both.
 """
 
 import itertools
-import math
 
 import torch
 
@@ -78,7 +77,7 @@ def naive_reference_mmd(h, domains, num_domains, fix_sigma=None, kernel_number=1
         base = centre / kernel_multiplier ** (kernel_number // 2)
         widths = [base * kernel_multiplier**q for q in range(kernel_number)]
 
-        def mean_kernel(a, b):
+        def mean_kernel(a, b, widths=widths):
             sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
             return sum(torch.exp(-sq / w) for w in widths).mean()
 

@@ -1,4 +1,4 @@
-"""Balls images: renderer, sampler, cache, bad settings, and the seed's two commands (issue 4)."""
+"""Balls images: renderer, sampler, cache, bad settings, and the seed's two commands."""
 
 import json
 import math
@@ -6,9 +6,9 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import ROOT, compose_config, seed_commands
 from omegaconf import OmegaConf
 
-from conftest import ROOT, compose_config, seed_commands
 from mdcrl.data.balls import BALL_COLOURS, BallsDataError, generate_balls_data, render
 from mdcrl.train import run
 from mdcrl.validation import ConfigError
@@ -65,11 +65,23 @@ def test_dynamic_scm_shifts_spurious_balls_and_stays_valid():
 
 def _balls_run_cfg(tmp_path, *extra):
     return compose_config(
-        ["datamodule=md_balls", "model=balls", "model.autoencoder.base_width=8", "model.z_dim=16",
-         "datamodule.dataset.num_domains=4", "datamodule.dataset.num_samples.train=240",
-         "datamodule.dataset.num_samples.valid=80", "datamodule.dataset.num_samples.test=80",
-         "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false",
-         "~callbacks.visualization_callback", f"datamodule.data_dir={tmp_path / 'cache'}", *extra],
+        [
+            "datamodule=md_balls",
+            "model=balls",
+            "model.autoencoder.base_width=8",
+            "model.z_dim=16",
+            "datamodule.dataset.num_domains=4",
+            "datamodule.dataset.num_samples.train=240",
+            "datamodule.dataset.num_samples.valid=80",
+            "datamodule.dataset.num_samples.test=80",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "print_metrics=false",
+            "nonlinear_probe=false",
+            "~callbacks.visualization_callback",
+            f"datamodule.data_dir={tmp_path / 'cache'}",
+            *extra,
+        ],
         tiny=False,
     )
 
@@ -91,13 +103,16 @@ def test_cache_round_trip_and_refusals(tmp_path):
     assert not (tmp_path / "c").exists() and not (tmp_path / "e").exists()
 
 
-@pytest.mark.parametrize("override,message", [
-    ("datamodule.dataset.invariant_low=[0.9,0.5]", "must be below invariant_high"),
-    ("datamodule.dataset.ball_size=0.5", "ball_size=0.5 must be in (0, 0.5)"),
-    ("datamodule.dataset.ball_size=0", "ball_size=0 must be in (0, 0.5)"),
-    ("datamodule.dataset.domain_box_size=[0.1,0.3]", "spurious boxes are too small"),
-    ("datamodule.dataset.invariant_high=[0.2,0.2]", "too small to hold 1 balls"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("datamodule.dataset.invariant_low=[0.9,0.5]", "must be below invariant_high"),
+        ("datamodule.dataset.ball_size=0.5", "ball_size=0.5 must be in (0, 0.5)"),
+        ("datamodule.dataset.ball_size=0", "ball_size=0 must be in (0, 0.5)"),
+        ("datamodule.dataset.domain_box_size=[0.1,0.3]", "spurious boxes are too small"),
+        ("datamodule.dataset.invariant_high=[0.2,0.2]", "too small to hold 1 balls"),
+    ],
+)
 def test_bad_balls_settings(tmp_path, override, message):
     with pytest.raises(ConfigError) as err:
         run(_balls_run_cfg(tmp_path, override), run_dir=tmp_path / "run")
@@ -106,7 +121,9 @@ def test_bad_balls_settings(tmp_path, override, message):
 
 
 def test_seed_balls_gpu_command_fails_at_once_naming_cpu(tmp_path):
-    result = subprocess.run(["bash", "-c", STAGE1 + f" hydra.run.dir={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["bash", "-c", STAGE1 + f" hydra.run.dir={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode != 0
     assert "trainer.accelerator=cpu" in result.stderr
     assert not (tmp_path / "r" / "checkpoints").exists()
@@ -119,14 +136,17 @@ def test_seed_balls_commands_run_verbatim_shrunk_on_cpu(tmp_path):
         f" nonlinear_probe=false trainer.enable_progress_bar=false datamodule.data_dir={tmp_path / 'cache'}"
     )
     s1 = tmp_path / "s1"
-    result = subprocess.run(["bash", "-c", STAGE1 + shrink + f" hydra.run.dir={s1}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", "-c", STAGE1 + shrink + f" hydra.run.dir={s1}"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (s1 / "encoded" / "metadata.json").exists() and (tmp_path / "cache" / "settings.json").exists()
     meta = json.loads((s1 / "encoded" / "metadata.json").read_text())
     assert meta["kind"] == "balls" and meta["z_hat_dim"] == 128 and meta["num_domains"] == 16
     assert 'run_path="path/to/run/"' in STAGE2
     second = STAGE2.replace("path/to/run/", str(s1))[: -len(" --multirun")]
-    second += f" seed=1235 trainer.max_epochs=2 nonlinear_probe=false trainer.enable_progress_bar=false hydra.sweep.dir={tmp_path / 's2'} --multirun"
+    second += " seed=1235 trainer.max_epochs=2 nonlinear_probe=false trainer.enable_progress_bar=false"
+    second += f" hydra.sweep.dir={tmp_path / 's2'} --multirun"
     result = subprocess.run(["bash", "-c", second], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = [p for p in (tmp_path / "s2").iterdir() if p.is_dir()]

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 from omegaconf import OmegaConf
 
-from conftest import ROOT
 from mdcrl import InvariantAutoencoder
 from mdcrl.data.mixing import generate_mixing_data
 from mdcrl.data.tables import DataInputError
@@ -23,13 +23,13 @@ def dataset():
 
 
 def small(**kw):
-    return InvariantAutoencoder(**{"z_dim": 8, "z_dim_invariant": 4, "seed": 0, "test_fraction": 0.1, **kw})
+    return InvariantAutoencoder(**{"z_dim": 8, "z_dim_stable": 4, "random_state": 0, **kw})
 
 
 @pytest.fixture(scope="module")
 def fitted(dataset):
     est = small(max_epochs=300)
-    est.fit(dataset.x, dataset.domain, z=dataset.z, z_dim_invariant_true=4)
+    est.fit(dataset.x, dataset.domain, z=dataset.z, z_dim_stable_true=4)
     return est
 
 
@@ -38,7 +38,7 @@ def test_fit_recovers_the_stable_block(fitted, dataset):
     assert fitted.metrics_["r2_zsp_from_hinv"] <= 0.05
     assert fitted.transform(dataset.x).shape == (len(dataset.x), 8)
     assert np.array_equal(fitted.stable_latents(dataset.x), fitted.transform(dataset.x)[:, :4])
-    diag = fitted.score(dataset.x, dataset.domain)
+    diag = fitted.diagnostics(dataset.x, dataset.domain)
     assert diag["reconstruction_mse"] < 0.01
     assert diag["stable_min_spread"] < diag["spurious_min_spread"] / 4
     assert diag["domain_acc_stable"] < diag["domain_acc_chance"] + 0.1
@@ -69,15 +69,27 @@ def test_file_entry_point_matches_estimator(dataset, tmp_path, suffix):
     column = "domain" if suffix == "npz" else "site"
     run_dir = tmp_path / "run"
     cmd = [
-        sys.executable, "run_training.py", "datamodule=from_file", f"datamodule.path={path}",
-        f"datamodule.domain_column={column}", f"datamodule.latent_columns={latent}", "datamodule.z_dim_invariant_true=4",
-        "datamodule.batch_size=1024", "model.z_dim=8", "model.z_dim_invariant=4", "trainer.max_epochs=5", "seed=0",
-        "nonlinear_probe=true", "trainer.enable_progress_bar=false", "~callbacks.visualization_callback", f"hydra.run.dir={run_dir}",
+        sys.executable,
+        "run_training.py",
+        "datamodule=from_file",
+        f"datamodule.path={path}",
+        f"datamodule.domain_column={column}",
+        f"datamodule.latent_columns={latent}",
+        "datamodule.z_dim_invariant_true=4",
+        "datamodule.batch_size=1024",
+        "model.z_dim=8",
+        "model.z_dim_invariant=4",
+        "trainer.max_epochs=5",
+        "seed=0",
+        "nonlinear_probe=true",
+        "trainer.enable_progress_bar=false",
+        "~callbacks.visualization_callback",
+        f"hydra.run.dir={run_dir}",
     ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     from_file = json.loads((run_dir / "metrics.json").read_text())
-    est = small(max_epochs=5).fit(x, d, z=z, z_dim_invariant_true=4)
+    est = small(max_epochs=5).fit(x, d, z=z, z_dim_stable_true=4)
     assert from_file["r2_zinv_from_hinv"] == pytest.approx(est.metrics_["r2_zinv_from_hinv"], abs=1e-6)
     assert from_file["recon_mse"] == pytest.approx(est.metrics_["recon_mse"], abs=1e-6)
     assert from_file["diagnostics"] == pytest.approx(est.metrics_["diagnostics"], abs=1e-6)
@@ -98,8 +110,8 @@ def test_bad_arrays_are_rejected_before_any_work(dataset, tmp_path):
         with pytest.raises(DataInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
             small(max_epochs=1).fit(kwargs["X"], kwargs["domains"], run_dir=tmp_path / "run")
         assert not (tmp_path / "run").exists()
-    with pytest.raises(ValueError, match="z_dim_invariant=8 must be between 1 and z_dim - 1"):
-        InvariantAutoencoder(z_dim=8, z_dim_invariant=8)
+    with pytest.raises(ValueError, match="z_dim_stable=8 must be between 1 and z_dim - 1"):
+        InvariantAutoencoder(z_dim=8, z_dim_stable=8).fit(x, d)
 
 
 def test_bad_files_are_rejected_with_the_problem_named(tmp_path):
@@ -116,3 +128,27 @@ def test_bad_files_are_rejected_with_the_problem_named(tmp_path):
         read_table(tmp_path / "bad.parquet")
     with pytest.raises(DataInputError, match="does not exist"):
         read_table(tmp_path / "missing.npz")
+
+
+def test_score_is_minus_the_objective_and_prefers_the_trained_model(fitted, dataset):
+    trained = fitted.score(dataset.x, dataset.domain)
+    rows = slice(0, None, 5)  # splits are stored domain by domain: a stride keeps all domains
+    barely = small(max_epochs=1).fit(dataset.x[rows], dataset.domain[rows]).score(dataset.x, dataset.domain)
+    assert isinstance(trained, float) and -0.05 < trained <= 0.0
+    assert trained > barely
+
+
+def test_estimator_works_with_scikit_learn_tools(dataset):
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    est = small(max_epochs=2, penalties={"minmax": 1.0, "mmd": 0.5})
+    assert clone(est).get_params() == est.get_params()
+    assert est.set_params(lr=0.02).lr == 0.02
+    x, d = dataset.x[::8], dataset.domain[::8]  # 1250 rows of every domain
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    pipe = make_pipeline(StandardScaler(), est).fit(frame, d)
+    assert pipe.transform(frame).shape == (1250, 8)
+    named = small(max_epochs=2).fit(frame, d)
+    assert list(named.feature_names_in_) == list(frame.columns) and named.n_features_in_ == 16

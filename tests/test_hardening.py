@@ -10,15 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import QUIET, ROOT, compose_config
 
-from conftest import ROOT, compose_config
-from mdcrl import InvariantAutoencoder
+from mdcrl import InvariantAutoencoder, builders
 from mdcrl.errors import ConfigError, DataInputError, EncodedDataError, SavedModelError
 from mdcrl.report import main as report_main
-from mdcrl import train
 from mdcrl.train import run
-
-QUIET = ["trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false", "~callbacks.visualization_callback"]
 
 
 # -- settings ------------------------------------------------------------------------------------
@@ -31,8 +28,9 @@ def test_memory_estimate_names_the_setting(compose):
 
 def cli(*args, env=None, cwd=ROOT):
     full_env = {**os.environ, "MDCRL_FULL_ERROR": "", **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "run_training.py"), *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_training.py"), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_prints_one_line_and_leaves_no_directory(tmp_path):
@@ -61,14 +59,14 @@ class KillAtEpoch(L.Callback):
 
 
 def killed_once(monkeypatch, epoch):
-    build = train.build_callbacks
+    build = builders.build_callbacks
     calls = []
 
-    def with_kill(cfg, run_dir):
+    def with_kill(settings, run_dir):
         calls.append(1)
-        return build(cfg, run_dir) + ([KillAtEpoch(epoch)] if len(calls) == 1 else [])
+        return build(settings, run_dir) + ([KillAtEpoch(epoch)] if len(calls) == 1 else [])
 
-    monkeypatch.setattr(train, "build_callbacks", with_kill)
+    monkeypatch.setattr(builders, "build_callbacks", with_kill)
 
 
 def csv_epochs(run_dir):
@@ -148,8 +146,16 @@ def from_file(path, *extra):
 def test_own_data_without_latents_trains_and_plots(tmp_path):
     path = own_table(tmp_path / "data.csv", latents=False)
     cfg = compose_config(
-        ["datamodule=from_file", f"datamodule.path={path}", "model.z_dim=4", "model.z_dim_invariant=2",
-         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "print_metrics=false"], tiny=False,
+        [
+            "datamodule=from_file",
+            f"datamodule.path={path}",
+            "model.z_dim=4",
+            "model.z_dim_invariant=2",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            "print_metrics=false",
+        ],
+        tiny=False,
     )
     metrics = run(cfg, run_dir=tmp_path / "run")
     assert "diagnostics" in metrics and "r2_zinv_from_hinv" not in metrics
@@ -225,7 +231,9 @@ def test_edited_stage1_metadata_is_refused(stage1_run, tmp_path, edit, message):
     meta = json.loads(meta_path.read_text())
     edit(meta, copy)
     meta_path.write_text(json.dumps(meta))
-    cfg = compose_config(QUIET + ["datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", f"run_path={copy}"], tiny=False)
+    cfg = compose_config(
+        QUIET + ["datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", f"run_path={copy}"], tiny=False
+    )
     with pytest.raises(EncodedDataError, match=message):
         run(cfg, run_dir=tmp_path / "stage2")
     assert not (tmp_path / "stage2").exists()
@@ -233,8 +241,12 @@ def test_edited_stage1_metadata_is_refused(stage1_run, tmp_path, edit, message):
 
 def test_refused_run_dir_inside_stage1_writes_nothing_there(stage1_run):
     before = sorted(p.relative_to(stage1_run) for p in stage1_run.rglob("*"))
-    p = cli("datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", f"run_path={stage1_run}",
-            f"hydra.run.dir={stage1_run / 'stage2'}")
+    p = cli(
+        "datamodule=mixing_encoded",
+        "model=mixing_md_encoded_autoencoder",
+        f"run_path={stage1_run}",
+        f"hydra.run.dir={stage1_run / 'stage2'}",
+    )
     assert p.returncode == 2 and p.stderr.startswith("error: the run directory") and "Traceback" not in p.stderr
     assert sorted(p.relative_to(stage1_run) for p in stage1_run.rglob("*")) == before
 
@@ -252,7 +264,10 @@ def test_report_lists_unusable_metrics_files_as_problems(tmp_path, content, prob
 def test_report_out_pointing_at_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert report_main([str(tmp_path), "--out", str(tmp_path / "file")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: --out {tmp_path / 'file'} is a file; pass a directory for report.md, report.csv and the plots."
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: --out {tmp_path / 'file'} is a file; pass a directory for report.md, report.csv and the plots."
+    )
 
 
 # -- estimator -----------------------------------------------------------------------------------
@@ -264,7 +279,7 @@ def arrays(n=400, shift=0.0):
 @pytest.fixture(scope="module")
 def saved_estimator(tmp_path_factory):
     x, d = arrays()
-    est = InvariantAutoencoder(z_dim=4, z_dim_invariant=2, max_epochs=2, seed=0).fit(x, d)
+    est = InvariantAutoencoder(z_dim=4, z_dim_stable=2, max_epochs=2, random_state=0).fit(x, d)
     return est.save(tmp_path_factory.mktemp("est") / "model")
 
 
@@ -282,6 +297,7 @@ def _edit_json(change):
         state = json.loads((path / "estimator.json").read_text())
         change(state)
         (path / "estimator.json").write_text(json.dumps(state))
+
     return edit
 
 
@@ -301,8 +317,14 @@ def _nan_weights(path):
     [
         (_nan_weights, "NaN/inf values"),
         (_edit_json(lambda s: s.update(x_std=[0.0] * 6)), "x_std > 0"),
-        (_edit_json(lambda s: s["autoencoder"].update(name="mlp", hidden_dims=[200000, 200000])), "another architecture"),
-        (lambda p: (p / "weights.safetensors").write_bytes((p / "weights.safetensors").read_bytes()[:-8] + b"\0" * 8), "checksum"),
+        (
+            _edit_json(lambda s: s["settings"]["model"]["autoencoder"].update(name="mlp", hidden_dims=[200000, 200000])),
+            "another architecture",
+        ),
+        (
+            lambda p: (p / "weights.safetensors").write_bytes((p / "weights.safetensors").read_bytes()[:-8] + b"\0" * 8),
+            "checksum",
+        ),
         (lambda p: (p / "estimator.json").write_text("{"), "cannot be read"),
     ],
 )
@@ -315,16 +337,17 @@ def test_estimator_errors_before_fit_and_on_non_integers():
     from sklearn.exceptions import NotFittedError
 
     x, _ = arrays()
-    with pytest.raises(NotFittedError, match="call fit"):
-        InvariantAutoencoder(z_dim=4, z_dim_invariant=2).transform(x)
-    with pytest.raises(ValueError, match="z_dim=4.5 must be an integer"):
-        InvariantAutoencoder(z_dim=4.5, z_dim_invariant=2)
+    d = np.arange(len(x)) % 4
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        InvariantAutoencoder(z_dim=4, z_dim_stable=2).transform(x)
+    with pytest.raises(ValueError, match="z_dim=4.5 must be a positive integer"):
+        InvariantAutoencoder(z_dim=4.5, z_dim_stable=2).fit(x, d)
 
 
 def test_estimator_run_dir_reused_with_same_data_and_refused_with_other(tmp_path):
     x, d = arrays()
-    first = InvariantAutoencoder(z_dim=4, z_dim_invariant=2, max_epochs=2, seed=0).fit(x, d, run_dir=tmp_path / "r")
-    again = InvariantAutoencoder(z_dim=4, z_dim_invariant=2, max_epochs=2, seed=0).fit(x, d, run_dir=tmp_path / "r")
+    first = InvariantAutoencoder(z_dim=4, z_dim_stable=2, max_epochs=2, random_state=0).fit(x, d, run_dir=tmp_path / "r")
+    again = InvariantAutoencoder(z_dim=4, z_dim_stable=2, max_epochs=2, random_state=0).fit(x, d, run_dir=tmp_path / "r")
     assert np.array_equal(first.transform(x), again.transform(x))
     with pytest.raises(ConfigError, match="made from other data"):
         again.fit(x + 1.0, d, run_dir=tmp_path / "r")

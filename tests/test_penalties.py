@@ -1,10 +1,14 @@
 import pytest
 import torch
+from naive_penalties import (
+    naive_hinge_loss,
+    naive_minmax_penalty,
+    naive_mmd_penalty,
+    naive_reference_mmd,
+    naive_stddev_penalty,
+)
 
 from mdcrl import penalties as P
-from naive_penalties import (
-    naive_hinge_loss, naive_minmax_penalty, naive_mmd_penalty, naive_reference_mmd, naive_stddev_penalty,
-)
 
 
 def _batch(n=200, d=3, k=4, seed=0, counts=None):
@@ -119,15 +123,20 @@ def test_restarts_give_each_copy_its_own_penalty(fn):
 def test_reference_objective_preset_computes_the_reference_values(compose):
     from mdcrl.models.autoencoders import build_autoencoder
     from mdcrl.models.module import MultiDomainAutoencoder
+    from mdcrl.settings import RunSettings
 
-    cfg = compose(["model/objective=reference", "model.penalty_criterion.mmd=1.", "model.penalty_criterion.stddev=1.",
-                   "model.mmd_loss.fix_sigma=null", "model.hinge_loss_weight=1."])
-    m = cfg.model
-    module = MultiDomainAutoencoder(
-        build_autoencoder(m.autoencoder, 6, 4), 4, 2, 2, penalty_reduction=m.penalty_reduction,
-        penalty_criterion=dict(m.penalty_criterion), minmax_loss=dict(m.minmax_loss), mmd_loss=dict(m.mmd_loss),
-        stddev_loss=dict(m.stddev_loss), hinge_loss_weight=1.0, hinge_loss=dict(m.hinge_loss),
+    cfg = compose(
+        [
+            "model/objective=reference",
+            "model.penalty_criterion.mmd=1.",
+            "model.penalty_criterion.stddev=1.",
+            "model.mmd_loss.fix_sigma=null",
+            "model.hinge_loss_weight=1.",
+        ]
     )
+    m = cfg.model
+    settings = RunSettings.from_config(cfg)
+    module = MultiDomainAutoencoder(build_autoencoder(m.autoencoder, 6, 4), 4, 2, 2, settings.penalties, settings.optim)
     h, domains = _batch(n=240, d=2, k=4)
     terms = module.penalty_terms(h, domains)
     assert float(terms["minmax"]) == pytest.approx(float(naive_minmax_penalty(h, domains, 4, reduction="sum")), rel=1e-6)

@@ -2,13 +2,13 @@ import itertools
 
 import numpy as np
 import torch
+from conftest import ROOT
+from naive_polynomial import kronecker_features, kronecker_index_tuples, naive_polynomial_decoder
 from omegaconf import OmegaConf
 
-from conftest import ROOT
 from mdcrl.data.mixing import generate_mixing_data
 from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
 from mdcrl.models.autoencoders import PolynomialDecoder
-from naive_polynomial import kronecker_features, kronecker_index_tuples, naive_polynomial_decoder
 
 
 def distinct_order(z_dim, degree):

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, compose_config, seed_commands
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from conftest import ROOT, compose_config, seed_commands
 from mdcrl.validation import validate_config
 
 LINEAR = [c for c in seed_commands() if "datamodule.dataset.linear=True" in c]
@@ -21,7 +21,9 @@ def expand_sweeps(command: str) -> list[list[str]]:
     assert words[:2] == ["python", "run_training.py"]
     overrides = [w for w in words[2:] if w != "--multirun"]
     parsed = OverridesParser.create().parse_overrides(overrides)
-    base = [o.input_line if not o.is_sweep_override() else f"{o.get_key_element()}={next(o.sweep_string_iterator())}" for o in parsed]
+    base = [
+        o.input_line if not o.is_sweep_override() else f"{o.get_key_element()}={next(o.sweep_string_iterator())}" for o in parsed
+    ]
     variants = [base]
     for index, o in enumerate(parsed):
         if o.is_sweep_override():
@@ -71,7 +73,10 @@ def test_linear_seed_command_runs_verbatim_end_to_end(tmp_path):
 def test_default_command_prints_metrics_table(tmp_path):
     result = subprocess.run(
         [sys.executable, "run_training.py", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for key in ("r2_zinv_from_hinv", "r2_zsp_from_hinv", "domain_acc_hinv", "mcc", "recon_mse"):
@@ -82,7 +87,10 @@ def test_default_command_prints_metrics_table(tmp_path):
 def test_bad_override_on_command_line_names_the_setting(tmp_path):
     result = subprocess.run(
         [sys.executable, "run_training.py", "datamodule.dataset.num_domains=1", f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode != 0
     assert "datamodule.dataset.num_domains=1 must be >= 2" in result.stderr + result.stdout

@@ -1,4 +1,4 @@
-"""Parallel, resumable sweeps and the report (issue 5)."""
+"""Parallel, resumable sweeps and the report."""
 
 import json
 import os
@@ -9,21 +9,34 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from mdcrl.report import main as report_main
 from mdcrl.report import write_report
 
 TINY = [
-    "datamodule.dataset.num_samples.train=1200", "datamodule.dataset.num_samples.valid=400",
-    "datamodule.dataset.num_samples.test=400", "datamodule.batch_size=256", "nonlinear_probe=false",
-    "trainer.enable_progress_bar=false", "print_metrics=false", "~callbacks.visualization_callback",
+    "datamodule.dataset.num_samples.train=1200",
+    "datamodule.dataset.num_samples.valid=400",
+    "datamodule.dataset.num_samples.test=400",
+    "datamodule.batch_size=256",
+    "nonlinear_probe=false",
+    "trainer.enable_progress_bar=false",
+    "print_metrics=false",
+    "~callbacks.visualization_callback",
 ]
 
 
 def sweep_command(sweep_dir, *extra):
-    return [sys.executable, "run_training.py", *TINY, "datamodule.dataset.num_domains=2,4", "seed=1,2",
-            *extra, f"hydra.sweep.dir={sweep_dir}", "--multirun"]
+    return [
+        sys.executable,
+        "run_training.py",
+        *TINY,
+        "datamodule.dataset.num_domains=2,4",
+        "seed=1,2",
+        *extra,
+        f"hydra.sweep.dir={sweep_dir}",
+        "--multirun",
+    ]
 
 
 def run_dirs(sweep_dir):
@@ -85,8 +98,16 @@ def test_parallel_sweep_kill_rerun_skips_finished_resumes_killed_and_reports(tmp
 
 
 def test_submitit_local_launcher_runs_a_tiny_sweep(tmp_path):
-    cmd = [sys.executable, "run_training.py", *TINY, "trainer.max_epochs=2", "datamodule.dataset.num_domains=2,4",
-           "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}", "--multirun"]
+    cmd = [
+        sys.executable,
+        "run_training.py",
+        *TINY,
+        "trainer.max_epochs=2",
+        "datamodule.dataset.num_domains=2,4",
+        "hydra/launcher=submitit_local",
+        f"hydra.sweep.dir={tmp_path}",
+        "--multirun",
+    ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len([d for d in run_dirs(tmp_path) if (d / "metrics.json").exists()]) == 2

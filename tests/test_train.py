@@ -3,8 +3,8 @@ import math
 
 import pytest
 import torch
+from conftest import QUIET, compose_config
 
-from conftest import compose_config
 from mdcrl.models.module import NonFiniteLossError
 from mdcrl.train import run
 from mdcrl.validation import ConfigError
@@ -15,9 +15,19 @@ def test_run_writes_directory_and_all_metrics(tmp_path, compose):
     metrics = run(cfg, run_dir=tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     for key in [
-        "r2_zinv_from_hinv", "r2_zsp_from_hinv", "r2_hinv_from_zinv", "r2_hinv_from_zsp", "r2_z_from_h",
-        "oracle_r2_zsp_from_zinv", "domain_acc_hinv", "domain_acc_h", "recon_mse", "penalty", "mcc",
-        "r2_zinv_from_hinv_nonlinear", "r2_zsp_from_hinv_nonlinear",
+        "r2_zinv_from_hinv",
+        "r2_zsp_from_hinv",
+        "r2_hinv_from_zinv",
+        "r2_hinv_from_zsp",
+        "r2_z_from_h",
+        "oracle_r2_zsp_from_zinv",
+        "domain_acc_hinv",
+        "domain_acc_h",
+        "recon_mse",
+        "penalty",
+        "mcc",
+        "r2_zinv_from_hinv_nonlinear",
+        "r2_zsp_from_hinv_nonlinear",
     ]:
         assert math.isfinite(saved[key]), key
     assert set(saved["r2_blocks_linear"]) == {"zinv_from_hinv", "zinv_from_hsp", "zsp_from_hinv", "zsp_from_hsp"}
@@ -40,9 +50,13 @@ def test_same_seed_same_metrics(tmp_path, compose):
 
 def _method_run(tmp_path, seed, minmax, z_dim=8, num_domains=4):
     cfg = compose_config(
-        ["trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false",
-         "~callbacks.visualization_callback", f"seed={seed}", f"model.penalty_criterion.minmax={minmax}",
-         f"datamodule.dataset.z_dim={z_dim}", f"datamodule.dataset.num_domains={num_domains}"],
+        [
+            *QUIET,
+            f"seed={seed}",
+            f"model.penalty_criterion.minmax={minmax}",
+            f"datamodule.dataset.z_dim={z_dim}",
+            f"datamodule.dataset.num_domains={num_domains}",
+        ],
         tiny=False,
     )
     return run(cfg, run_dir=tmp_path / f"{seed}-{minmax}")

@@ -1,22 +1,26 @@
-"""Polynomial two-stage pipeline: stage 1 saves encodings, stage 2 trains on them (SPEC 4)."""
+"""Polynomial two-stage pipeline: stage 1 saves encodings, stage 2 trains on them (docs/design.md, Two stages)."""
 
 import hashlib
 import json
 import subprocess
 
 import pytest
+from conftest import QUIET, ROOT, compose_config, seed_commands
 
-from conftest import ROOT, compose_config, seed_commands
 from mdcrl.data.encoded import EncodedDataError
 from mdcrl.train import run
 from mdcrl.validation import ConfigError
 
 STAGE1, STAGE2 = [c for c in seed_commands() if "poly" in c]
-QUIET = ["trainer.enable_progress_bar=false", "print_metrics=false", "nonlinear_probe=false", "~callbacks.visualization_callback"]
 SMALL_POLY = [
-    "model/autoencoder=poly_ae", "model.penalty_criterion.minmax=0.", "datamodule.dataset.linear=False",
-    "datamodule.dataset.polynomial_degree=2", "datamodule.dataset.z_dim=4", "datamodule.dataset.x_dim=20",
-    "datamodule.dataset.num_domains=4", "model.save_encoded_data=True",
+    "model/autoencoder=poly_ae",
+    "model.penalty_criterion.minmax=0.",
+    "datamodule.dataset.linear=False",
+    "datamodule.dataset.polynomial_degree=2",
+    "datamodule.dataset.z_dim=4",
+    "datamodule.dataset.x_dim=20",
+    "datamodule.dataset.num_domains=4",
+    "model.save_encoded_data=True",
     # z_S lives in [0, 1]: spurious boxes inside [-1, 1] keep both blocks visible in x after standardisation
     "datamodule.dataset.domain_dist_ranges=[-1,1]",
 ]
@@ -35,8 +39,14 @@ def stage1(tmp_path_factory):
 
 def stage2(run_path, run_dir, minmax):
     cfg = compose_config(
-        QUIET + ["model=mixing_md_encoded_autoencoder", "datamodule=mixing_encoded", f"run_path={run_path}",
-                 f"model.penalty_criterion.minmax={minmax}", "seed=1"],
+        QUIET
+        + [
+            "model=mixing_md_encoded_autoencoder",
+            "datamodule=mixing_encoded",
+            f"run_path={run_path}",
+            f"model.penalty_criterion.minmax={minmax}",
+            "seed=1",
+        ],
         tiny=False,
     )
     return run(cfg, run_dir=run_dir)
@@ -48,7 +58,12 @@ def test_stage1_reconstructs_and_saves_encodings(stage1):
     assert metrics["r2_z_from_h"] > 0.95  # the encoder is (close to) affine in z
     meta = json.loads((run_dir / "encoded" / "metadata.json").read_text())
     assert meta["num_domains"] == 4 and meta["z_dim_invariant_true"] == 2 and meta["z_hat_dim"] == 4
-    assert {p.name for p in (run_dir / "encoded").iterdir()} == {"metadata.json", "train.safetensors", "valid.safetensors", "test.safetensors"}
+    assert {p.name for p in (run_dir / "encoded").iterdir()} == {
+        "metadata.json",
+        "train.safetensors",
+        "valid.safetensors",
+        "test.safetensors",
+    }
 
 
 def test_stage2_minmax_separates_and_never_touches_stage1(stage1, tmp_path):

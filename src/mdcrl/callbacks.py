@@ -28,7 +28,7 @@ class LatentScatterPlot(L.Callback):
 
         split = trainer.datamodule.data.splits["valid"]
         h = pl_module.encode(split.x)
-        d_s, d_true = pl_module.z_dim_invariant, pl_module.z_dim_invariant_true
+        d_s, d_true = pl_module.z_dim_stable, pl_module.z_dim_stable_true
         n = min(self.max_coordinates, d_s)
         known = split.z.shape[1] > 0
         fig, axes = plt.subplots(n, 2 if known else 1, figsize=(7 if known else 3.5, 2.6 * n), squeeze=False)

@@ -1,19 +1,10 @@
-"""A scikit-learn style estimator over the same training machinery as run_training.py.
-
-    est = InvariantAutoencoder(z_dim=4, z_dim_invariant=2, penalties={"minmax": 1.0})
-    est.fit(X, domains)
-    stable = est.stable_latents(X)      # the learned stable block
-    est.score(X, domains)               # diagnostics that need no ground truth
-
-``fit`` composes the packaged Hydra config (datamodule=from_file, model=mixing_synthetic) with
-overrides from the constructor's arguments and calls :func:`mdcrl.train.fit_run` on the arrays,
-so that the CLI and the estimator train identically for the same data and seed.
-"""
+"""InvariantAutoencoder: the training core (mdcrl.train.fit_run) as a scikit-learn transformer."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,155 +12,316 @@ import torch
 from omegaconf import OmegaConf
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mdcrl.data.tables import DataInputError, arrays_to_data, check_arrays, finite_matrix
+from mdcrl.data.base import Split
+from mdcrl.data.tables import arrays_to_data, check_arrays, finite_matrix
 from mdcrl.errors import SavedModelError
+from mdcrl.evaluation import split_losses
 from mdcrl.io import sha256_file, write_text_atomic
-from mdcrl.metrics import invariance_diagnostics
+from mdcrl.metrics import stability_diagnostics
 from mdcrl.models.autoencoders import build_autoencoder
+from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.penalties import PENALTY_NAMES
+from mdcrl.settings import DataSettings, RunSettings, default_settings
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-ENCODERS = {"linear": "linear_ae", "mlp": "mlp_ae"}
+ENCODERS = {"linear": "linear_ae", "mlp": "mlp_ae"}  # encoder -> configs/model/autoencoder/<name>.yaml
 ENCODER_NAMES = ("linear", "mlp")  # model.autoencoder.name of those configs
 
 
-class InvariantAutoencoder:
+class InvariantAutoencoder(TransformerMixin, BaseEstimator):
+    """Autoencoder whose first latents are trained to be stable across domains.
+
+    Trains exactly as ``run_training.py datamodule=from_file`` does (same core, same packaged
+    defaults, same splits for the same data and seed), on arrays.
+
+    The domain labels go where scikit-learn puts ``y``: ``fit(X, domains)`` (the parameter is named
+    ``y``, as scikit-learn's tools pass it by that name). They are not a target to predict but the
+    grouping the invariance penalties compare; ``fit_transform``, ``Pipeline`` and ``GridSearchCV``
+    pass them along as they pass any ``y``.
+
+    Parameters
+    ----------
+    z_dim : int or None, default=None
+        Number of learned latents. None: the number of features.
+    z_dim_stable : int or None, default=None
+        How many of them (the leading ones) are penalised to be stable across domains.
+        None: ``z_dim // 2``.
+    penalties : dict or None, default=None
+        Weight of each invariance penalty by name (``"minmax"``, ``"mmd"``, ``"stddev"``); missing
+        names are off. None: the packaged default (min-max only).
+    encoder : {"linear", "mlp"}, default="linear"
+        The autoencoder (configs/model/autoencoder/linear_ae.yaml or mlp_ae.yaml).
+    penalty_weight : float or None, default=None
+        Multiplies the weighted penalties. None: the packaged default.
+    top_k : int or None, default=None
+        How many extreme values per domain the min-max penalty compares. None: the packaged default.
+    mmd_fix_sigma : float, "mean-distance" or None, default=None
+        Fixed MMD bandwidth; "mean-distance": the batch's mean pairwise squared distance.
+        None: the packaged default.
+    hinge_loss_weight : float or None, default=None
+        Weight of the hinge that keeps stable latents from collapsing. None: the packaged default.
+    lr : float or None, default=None
+        Adam's learning rate. None: the encoder's packaged default.
+    max_epochs : int or None, default=None
+        Training epochs (early stopping may end sooner). None: the packaged default.
+    batch_size : int or None, default=None
+        Minibatch size. None: the packaged default.
+    valid_fraction, test_fraction : float or None, default=None
+        Per-domain fractions held out for model selection and for ``metrics_``. None: the
+        packaged defaults (configs/datamodule/from_file.yaml).
+    standardize : bool or None, default=None
+        Standardise features with training statistics. None: the packaged default.
+    restarts : int or None, default=None
+        Copies trained at once; the one with the best validation selection score is kept.
+        None: the packaged default.
+    random_state : int, RandomState or None, default=None
+        Seed of the splits, the initialisation and the batches. An int gives the same run as
+        ``seed=<int>`` on the command line.
+    verbose : bool, default=False
+        Show Lightning's progress bar.
+
+    Attributes
+    ----------
+    autoencoder_ : mdcrl.models.base.Autoencoder
+        The trained autoencoder (best validation checkpoint).
+    settings_ : mdcrl.settings.RunSettings
+        The settings it was trained with.
+    metrics_ : dict
+        The run's held-out metrics (with ground-truth latents, the regressions of the README).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X was a DataFrame with string column names.
+    domain_labels_ : list
+        The domain labels seen in fit, in code order.
+    x_mean_, x_std_ : ndarray
+        The standardisation of the features.
+    """
+
     def __init__(
         self,
-        z_dim: int,
-        z_dim_invariant: int,
-        penalties: dict | None = None,
-        encoder: str = "linear",
-        penalty_weight: float = 1.0,
-        top_k: int = 5,
-        mmd_fix_sigma: float | None = None,
-        hinge_loss_weight: float = 0.0,
-        lr: float | None = None,
-        max_epochs: int = 300,
-        batch_size: int = 1024,
-        valid_fraction: float = 0.1,
-        test_fraction: float = 0.0,
-        standardize: bool = True,
-        seed: int = 0,
-        verbose: bool = False,
+        z_dim=None,
+        z_dim_stable=None,
+        penalties=None,
+        encoder="linear",
+        penalty_weight=None,
+        top_k=None,
+        mmd_fix_sigma=None,
+        hinge_loss_weight=None,
+        lr=None,
+        max_epochs=None,
+        batch_size=None,
+        valid_fraction=None,
+        test_fraction=None,
+        standardize=None,
+        restarts=None,
+        random_state=None,
+        verbose=False,
     ):
-        self.params = {k: v for k, v in locals().items() if k != "self"}
-        self.params["penalties"] = dict(penalties if penalties is not None else {"minmax": 1.0})
-        for name in ("z_dim", "z_dim_invariant", "top_k", "max_epochs", "batch_size", "seed"):
-            value = self.params[name]
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"{name}={value!r} must be an integer.")
-        unknown = sorted(set(self.params["penalties"]) - set(PENALTY_NAMES))
+        self.z_dim = z_dim
+        self.z_dim_stable = z_dim_stable
+        self.penalties = penalties
+        self.encoder = encoder
+        self.penalty_weight = penalty_weight
+        self.top_k = top_k
+        self.mmd_fix_sigma = mmd_fix_sigma
+        self.hinge_loss_weight = hinge_loss_weight
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.valid_fraction = valid_fraction
+        self.test_fraction = test_fraction
+        self.standardize = standardize
+        self.restarts = restarts
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # the domains
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the model computes in float32
+        return tags
+
+    # -- settings ------------------------------------------------------------------------------
+    def _check_params(self, n_features: int) -> tuple[int, int]:
+        for name in ("z_dim", "z_dim_stable", "top_k", "max_epochs", "batch_size", "restarts"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name}={value!r} must be a positive integer (or None for the default).")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder={self.encoder!r} must be one of {sorted(ENCODERS)}.")
+        unknown = sorted(set(self.penalties or {}) - set(PENALTY_NAMES))
         if unknown:
             raise ValueError(f"unknown penalties {unknown}; known: {list(PENALTY_NAMES)}.")
-        if encoder not in ENCODERS:
-            raise ValueError(f"encoder={encoder!r} must be one of {sorted(ENCODERS)}.")
-        if not 1 <= z_dim_invariant < z_dim:
-            raise ValueError(f"z_dim_invariant={z_dim_invariant} must be between 1 and z_dim - 1 = {z_dim - 1}.")
-        self.autoencoder_ = None
-        self.metrics_: dict | None = None
+        z_dim = int(self.z_dim or n_features)
+        if z_dim < 2:
+            raise ValueError(
+                f"z_dim={z_dim}: at least 2 latents are needed (one stable, one spurious); X has {n_features} feature(s)."
+            )
+        z_dim_stable = int(self.z_dim_stable or max(1, z_dim // 2))
+        if not 1 <= z_dim_stable < z_dim:
+            raise ValueError(f"z_dim_stable={z_dim_stable} must be between 1 and z_dim - 1 = {z_dim - 1}.")
+        return z_dim, z_dim_stable
 
-    # -- configuration -----------------------------------------------------------------------
-    def _overrides(self) -> list[str]:
-        p = self.params
-        out = [
-            "datamodule=from_file", "datamodule.path=in-memory-arrays", f"datamodule.batch_size={p['batch_size']}",
-            f"datamodule.valid_fraction={p['valid_fraction']}", f"datamodule.test_fraction={p['test_fraction']}",
-            f"datamodule.standardize={p['standardize']}", f"model/autoencoder={ENCODERS[p['encoder']]}",
-            f"model.z_dim={p['z_dim']}", f"model.z_dim_invariant={p['z_dim_invariant']}",
-            f"model.penalty_weight={p['penalty_weight']}", f"model.minmax_loss.top_k={p['top_k']}",
-            f"model.mmd_loss.fix_sigma={'null' if p['mmd_fix_sigma'] is None else p['mmd_fix_sigma']}",
-            f"model.hinge_loss_weight={p['hinge_loss_weight']}", f"trainer.max_epochs={p['max_epochs']}",
-            f"trainer.enable_progress_bar={p['verbose']}", f"seed={p['seed']}", "print_metrics=false",
-            "~callbacks.visualization_callback",
-        ]
-        out += [f"model.penalty_criterion.{name}={float(p['penalties'].get(name, 0.0))}" for name in PENALTY_NAMES]
-        if p["lr"] is not None:
-            out.append(f"model.optimizer.lr={p['lr']}")
-        return out
+    def _settings(self, z_dim: int, z_dim_stable: int, seed: int) -> RunSettings:
+        """The packaged defaults (datamodule=from_file, model=mixing_synthetic) with this estimator's
+        parameters where they are not None."""
+        base = default_settings("from_file", ENCODERS[self.encoder])
+        given = lambda value, default: default if value is None else value  # noqa: E731
+        p = base.penalties
+        weights = p.weights if self.penalties is None else {n: float(self.penalties.get(n, 0.0)) for n in PENALTY_NAMES}
+        sigma = (
+            p.mmd.fix_sigma
+            if self.mmd_fix_sigma is None
+            else (None if self.mmd_fix_sigma == "mean-distance" else float(self.mmd_fix_sigma))
+        )
+        penalties = replace(
+            p,
+            weights=weights,
+            scale=float(given(self.penalty_weight, p.scale)),
+            minmax=replace(p.minmax, top_k=int(given(self.top_k, p.minmax.top_k))),
+            mmd=replace(p.mmd, fix_sigma=sigma),
+            hinge_weight=float(given(self.hinge_loss_weight, p.hinge_weight)),
+        )
+        source = base.data.source
+        data = DataSettings(
+            "arrays",
+            int(given(self.batch_size, base.data.batch_size)),
+            {
+                "valid_fraction": float(given(self.valid_fraction, source["valid_fraction"])),
+                "test_fraction": float(given(self.test_fraction, source["test_fraction"])),
+                "standardize": bool(given(self.standardize, source["standardize"])),
+            },
+        )
+        trainer = replace(
+            base.trainer,
+            max_epochs=int(given(self.max_epochs, base.trainer.max_epochs)),
+            options={**base.trainer.options, "enable_progress_bar": bool(self.verbose)},
+            callbacks={k: v for k, v in base.trainer.callbacks.items() if k != "visualization_callback"},
+        )
+        model = replace(
+            base.model, z_dim=z_dim, z_dim_stable=z_dim_stable, restarts=int(given(self.restarts, base.model.restarts))
+        )
+        return replace(
+            base,
+            data=data,
+            model=model,
+            penalties=penalties,
+            optim=replace(base.optim, lr=float(given(self.lr, base.optim.lr))),
+            trainer=trainer,
+            seed=seed,
+            print_metrics=False,
+        )
 
-    def config(self):
-        """The composed run config this estimator trains with."""
-        from hydra import compose, initialize_config_dir
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, X, y, z=None, z_dim_stable_true=None, run_dir=None):
+        """Train on X (n_samples, n_features) with y the domain label of each row (any hashable
+        labels: ints, strings).
 
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose("train", overrides=self._overrides())
-
-    # -- fitting -----------------------------------------------------------------------------
-    def fit(self, X, domains, z=None, z_dim_invariant_true: int | None = None, run_dir: str | Path | None = None):
-        """Train on X (n, p) with domain labels (n,). With ground-truth latents z (stable first) and
-        z_dim_invariant_true, ``metrics_`` also holds the SPEC 5 regressions on the test split.
-        ``run_dir`` keeps the run directory (checkpoints, curves); by default a temporary one is used."""
+        With ground-truth latents ``z`` (stable block first) and ``z_dim_stable_true``, ``metrics_``
+        also holds the regressions of the true latents on the learned ones (test split).
+        ``run_dir`` keeps the run directory (checkpoints, curves); by default a temporary one is
+        used. A finished run in ``run_dir`` with the same settings and data is reused, not retrained.
+        """
         from mdcrl.train import fit_run
 
-        p = self.params
-        data = arrays_to_data(
-            X, domains, z, z_dim_invariant_true, p["valid_fraction"], p["test_fraction"], p["standardize"],
-            p["seed"], min_per_domain=max(2, p["top_k"]),
+        domains = y
+        if domains is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None: pass the domain labels.")
+        X = validate_data(self, X, reset=True, dtype=None, ensure_all_finite=False, ensure_min_samples=2)
+        z_dim, z_dim_stable = self._check_params(self.n_features_in_)
+        seed = (
+            self.random_state
+            if isinstance(self.random_state, (int, np.integer))
+            else int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         )
-        cfg = self.config()
+        settings = self._settings(z_dim, z_dim_stable, int(seed))
+        data = arrays_to_data(
+            X,
+            domains,
+            z,
+            z_dim_stable_true,
+            settings.data.source["valid_fraction"],
+            settings.data.source["test_fraction"],
+            settings.data.source["standardize"],
+            settings.seed,
+            min_per_domain=max(2, settings.penalties.minmax.top_k),
+        )
         with tempfile.TemporaryDirectory(prefix="mdcrl-") as tmp:
-            module, self.metrics_ = fit_run(cfg, Path(run_dir or tmp), data=data)
+            module, self.metrics_ = fit_run(settings, Path(run_dir or tmp), data=data)
         self.autoencoder_ = module.autoencoder.eval()
-        self.autoencoder_config_ = OmegaConf.to_container(cfg.model.autoencoder, resolve=True)
+        self.settings_ = settings
         self.x_mean_ = np.asarray(data.metadata["x_mean"], dtype=np.float32)
         self.x_std_ = np.asarray(data.metadata["x_std"], dtype=np.float32)
         self.domain_labels_ = data.metadata["domain_labels"]
         return self
 
-    def _check_fitted(self):
-        if self.autoencoder_ is None:
-            raise NotFittedError("this InvariantAutoencoder is not fitted yet; call fit(X, domains) first.")
+    def _standardized(self, X) -> torch.Tensor:
+        check_is_fitted(self, "autoencoder_")
+        X = validate_data(self, X, reset=False, dtype=None, ensure_all_finite=False)
+        return torch.from_numpy((finite_matrix(X) - self.x_mean_) / self.x_std_)
 
-    def _prepare(self, X) -> torch.Tensor:
-        self._check_fitted()
-        x = finite_matrix(X)
-        if x.shape[1] != len(self.x_mean_):
-            raise DataInputError(f"X has {x.shape[1]} features; this model was fitted on {len(self.x_mean_)}.")
-        return torch.from_numpy((x - self.x_mean_) / self.x_std_)
-
-    # -- inference ---------------------------------------------------------------------------
+    # -- inference -----------------------------------------------------------------------------
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:
-        """The learned latents (n, z_dim), stable block first."""
-        x = self._prepare(X)
+        """The learned latents (n_samples, z_dim), stable block first."""
+        x = self._standardized(X)  # first: it raises NotFittedError before a fit
         return self.autoencoder_.encode(x).numpy()
 
     def stable_latents(self, X) -> np.ndarray:
-        return self.transform(X)[:, : self.params["z_dim_invariant"]]
+        """The stable block of ``transform(X)``."""
+        return self.transform(X)[:, : self.settings_.model.z_dim_stable]
+
+    def _module_for(self, num_domains: int) -> MultiDomainAutoencoder:
+        s = self.settings_
+        return MultiDomainAutoencoder(self.autoencoder_, num_domains, s.model.z_dim_stable, 0, s.penalties, s.optim)
+
+    def score(self, X, y) -> float:
+        """Minus the training objective on (X, y = domain labels): reconstruction MSE (standardised units)
+        plus the weighted invariance penalties of the stable block. Higher is better; a model that
+        reconstructs well and whose stable block matches across domains scores near 0."""
+        x = self._standardized(X)
+        _, codes, _, labels = check_arrays(x.numpy(), y, min_per_domain=1)
+        split = Split(x.numpy(), np.zeros((len(x), 0), np.float32), codes)
+        losses = split_losses(self._module_for(len(labels)), split, self.settings_.data.batch_size)
+        return -float(losses["loss"][self.autoencoder_.chosen])
 
     @torch.no_grad()
-    def score(self, X, domains) -> dict:
+    def diagnostics(self, X, y) -> dict:
         """Diagnostics without ground truth: reconstruction MSE (standardised units), the per-domain
         min/max/variance spread of the stable and spurious blocks, and domain-probe accuracy on the
         stable block next to chance (low = the stable block carries little domain information)."""
-        x = self._prepare(X)
-        _, codes, _, _ = check_arrays(x.numpy(), domains, min_per_domain=1)
+        x = self._standardized(X)
+        _, codes, _, _ = check_arrays(x.numpy(), y, min_per_domain=1)
         h, x_hat = self.autoencoder_(x)
         out = {"reconstruction_mse": float(((x_hat - x) ** 2).mean())}
-        out.update(invariance_diagnostics(h.numpy(), codes, self.params["z_dim_invariant"]))
+        out.update(stability_diagnostics(h.numpy(), codes, self.settings_.model.z_dim_stable))
         return out
 
-    # -- persistence: JSON + safetensors, no pickled code ------------------------------------
-    def save(self, path: str | Path) -> Path:
-        self._check_fitted()
+    # -- persistence: JSON + safetensors, no pickled code --------------------------------------
+    def save(self, path) -> Path:
+        check_is_fitted(self, "autoencoder_")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {
-            "params": self.params, "autoencoder": self.autoencoder_config_, "restarts": self.autoencoder_.restarts,
-            "x_mean": self.x_mean_.tolist(),
-            "x_std": self.x_std_.tolist(), "domain_labels": self.domain_labels_, "metrics": self.metrics_,
-        }
         weights = path / "weights.safetensors"
         save_file({k: v.contiguous() for k, v in self.autoencoder_.state_dict().items()}, str(weights))
-        state["weights_sha256"] = sha256_file(weights)
+        state = {
+            "params": self.get_params(),
+            "settings": OmegaConf.to_container(self.settings_.to_config()),
+            "x_mean": self.x_mean_.tolist(),
+            "x_std": self.x_std_.tolist(),
+            "domain_labels": self.domain_labels_,
+            "metrics": self.metrics_,
+            "feature_names": list(getattr(self, "feature_names_in_", [])) or None,
+            "weights_sha256": sha256_file(weights),
+        }
         write_text_atomic(path / "estimator.json", json.dumps(state, indent=2, default=str))
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "InvariantAutoencoder":
+    def load(cls, path) -> InvariantAutoencoder:
         """Read a directory written by ``save``. Nothing in it is trusted: the JSON is checked field by
         field, the weights against their checksum and against the shapes the JSON's architecture
         implies (built on torch's meta device first, so a tampered size allocates nothing), and every
@@ -182,39 +334,45 @@ class InvariantAutoencoder:
             raise SavedModelError(f"{meta_path} cannot be read ({err}); save the estimator again.") from err
         try:
             est = cls(**state["params"])
+            settings = RunSettings.from_config(OmegaConf.create(state["settings"]))
             x_mean = np.asarray(state["x_mean"], dtype=np.float32)
             x_std = np.asarray(state["x_std"], dtype=np.float32)
-            restarts = int(state.get("restarts", 1))
-            arch = OmegaConf.create(state["autoencoder"])
+            arch = OmegaConf.create(settings.model.autoencoder)
             if arch.get("name") not in ENCODER_NAMES or x_mean.shape != x_std.shape or x_mean.ndim != 1:
                 raise ValueError("unknown architecture or mismatched x_mean/x_std")
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise SavedModelError(f"{meta_path} is not a valid estimator file ({err}); save the estimator again.") from err
         if not (np.isfinite(x_mean).all() and np.isfinite(x_std).all() and (x_std > 0).all()):
             raise SavedModelError(f"{meta_path}: x_mean/x_std must be finite with x_std > 0; the file was edited or is corrupt.")
-        if state.get("weights_sha256") != sha256_file(weights_path) if weights_path.is_file() else True:
-            raise SavedModelError(f"{weights_path} is missing or does not match the checksum in {meta_path}; save the estimator again.")
+        if not weights_path.is_file() or state.get("weights_sha256") != sha256_file(weights_path):
+            raise SavedModelError(
+                f"{weights_path} is missing or does not match the checksum in {meta_path}; save the estimator again."
+            )
         with safe_open(str(weights_path), framework="pt") as f:
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
         whitened = "input_map" in shapes
         input_dim = shapes["input_map"][1] if whitened else len(x_mean)
+        z_dim, restarts = settings.model.z_dim, settings.model.restarts
         with torch.device("meta"):  # shapes only: a tampered hidden size allocates nothing here
-            expected = build_autoencoder(arch, input_dim, est.params["z_dim"], restarts)
-        expected_shapes = {k: tuple(v.shape) for k, v in expected.state_dict().items()}
+            expected = {k: tuple(v.shape) for k, v in build_autoencoder(arch, input_dim, z_dim, restarts).state_dict().items()}
         if whitened:  # raw features -> whitened ones and back
             n_raw = len(x_mean)
-            expected_shapes.update(input_mean=(n_raw,), input_map=(n_raw, input_dim), input_unmap=(input_dim, n_raw))
-        if expected_shapes != shapes:
-            raise SavedModelError(f"{meta_path} describes another architecture than the weights in {weights_path}; the files were edited.")
+            expected.update(input_mean=(n_raw,), input_map=(n_raw, input_dim), input_unmap=(input_dim, n_raw))
+        if expected != shapes:
+            raise SavedModelError(
+                f"{meta_path} describes another architecture than the weights in {weights_path}; the files were edited."
+            )
         weights = load_file(str(weights_path))
         bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise SavedModelError(f"{weights_path} holds NaN/inf values in {bad}; the file was edited or is corrupt.")
-        ae = build_autoencoder(arch, input_dim, est.params["z_dim"], restarts)
+        ae = build_autoencoder(arch, input_dim, z_dim, restarts)
         if whitened:
             ae.set_whitening(weights["input_mean"], weights["input_map"])
         ae.load_state_dict(weights)
-        est.x_mean_, est.x_std_ = x_mean, x_std
-        est.domain_labels_, est.metrics_, est.autoencoder_config_ = state.get("domain_labels"), state.get("metrics"), state["autoencoder"]
-        est.autoencoder_ = ae.eval()
+        est.autoencoder_, est.settings_, est.x_mean_, est.x_std_ = ae.eval(), settings, x_mean, x_std
+        est.n_features_in_ = len(x_mean)
+        if state.get("feature_names"):
+            est.feature_names_in_ = np.asarray(state["feature_names"], dtype=object)
+        est.domain_labels_, est.metrics_ = state.get("domain_labels"), state.get("metrics")
         return est

@@ -1,4 +1,4 @@
-"""Evaluation (SPEC 5): held-out R^2 of regressions between learned and true latent blocks,
+"""Metrics (docs/design.md, Evaluation): held-out R^2 of regressions between learned and true latent blocks,
 domain accuracy and MCC. Every probe is fitted on the train split and scored on the test split.
 
 h = z_hat (learned), h_S = h[:, :d_hat_S]; z = true latents, z_S = z[:, :d_S], z_U = the rest.
@@ -26,9 +26,19 @@ REFERENCE_NAMES = {
 }
 
 HEADLINE = (
-    "r2_zinv_from_hinv", "r2_zsp_from_hinv", "r2_hinv_from_zinv", "r2_hinv_from_zsp", "r2_z_from_h",
-    "oracle_r2_zsp_from_zinv", "r2_zinv_from_hinv_nonlinear", "r2_zsp_from_hinv_nonlinear",
-    "mcc", "domain_acc_hinv", "domain_acc_h", "recon_mse", "penalty",
+    "r2_zinv_from_hinv",
+    "r2_zsp_from_hinv",
+    "r2_hinv_from_zinv",
+    "r2_hinv_from_zsp",
+    "r2_z_from_h",
+    "oracle_r2_zsp_from_zinv",
+    "r2_zinv_from_hinv_nonlinear",
+    "r2_zsp_from_hinv_nonlinear",
+    "mcc",
+    "domain_acc_hinv",
+    "domain_acc_h",
+    "recon_mse",
+    "penalty",
 )
 
 # Kernel ridge is O(n^3): its probes use at most this many train and test samples.
@@ -93,16 +103,22 @@ def shuffled_order(n: int, seed: int = 0) -> np.ndarray:
 
 
 def evaluate_latents(
-    h_train: np.ndarray, z_train: np.ndarray, d_train: np.ndarray,
-    h_test: np.ndarray, z_test: np.ndarray, d_test: np.ndarray,
-    h_dim_invariant: int, z_dim_invariant: int, nonlinear: bool = True,
+    h_train: np.ndarray,
+    z_train: np.ndarray,
+    d_train: np.ndarray,
+    h_test: np.ndarray,
+    z_test: np.ndarray,
+    d_test: np.ndarray,
+    h_dim_stable: int,
+    z_dim_stable: int,
+    nonlinear: bool = True,
 ) -> dict:
-    """All SPEC 5 regressions and classifiers. Returns a flat dict of floats plus the R^2 block matrices."""
+    """All the regressions and classifiers of metrics.json. Returns a flat dict of floats plus the R^2 block matrices."""
     ptr, pte = shuffled_order(len(h_train)), shuffled_order(len(h_test), 1)
     h_train, z_train, d_train = h_train[ptr], z_train[ptr], d_train[ptr]
     h_test, z_test, d_test = h_test[pte], z_test[pte], d_test[pte]
-    blocks_h = {"hinv": slice(0, h_dim_invariant), "hsp": slice(h_dim_invariant, None)}
-    blocks_z = {"zinv": slice(0, z_dim_invariant), "zsp": slice(z_dim_invariant, None)}
+    blocks_h = {"hinv": slice(0, h_dim_stable), "hsp": slice(h_dim_stable, None)}
+    blocks_z = {"zinv": slice(0, z_dim_stable), "zsp": slice(z_dim_stable, None)}
     out: dict = {}
 
     def r2(target, source, kind="linear", from_z=False):
@@ -133,19 +149,19 @@ def evaluate_latents(
     return out
 
 
-def split_half_r2(h: np.ndarray, z: np.ndarray, h_dim_invariant: int, z_dim_invariant: int) -> dict:
+def split_half_r2(h: np.ndarray, z: np.ndarray, h_dim_stable: int, z_dim_stable: int) -> dict:
     """Cheap per-epoch curves on the validation split: probes fitted on one half, scored on the other."""
     order = shuffled_order(len(h))
     h, z = h[order], z[order]
     half = len(h) // 2
-    hs = h[:, :h_dim_invariant]
+    hs = h[:, :h_dim_stable]
     return {
-        "r2_zinv_from_hinv": heldout_r2(hs[:half], z[:half, :z_dim_invariant], hs[half:], z[half:, :z_dim_invariant]),
-        "r2_zsp_from_hinv": heldout_r2(hs[:half], z[:half, z_dim_invariant:], hs[half:], z[half:, z_dim_invariant:]),
+        "r2_zinv_from_hinv": heldout_r2(hs[:half], z[:half, :z_dim_stable], hs[half:], z[half:, :z_dim_stable]),
+        "r2_zsp_from_hinv": heldout_r2(hs[:half], z[:half, z_dim_stable:], hs[half:], z[half:, z_dim_stable:]),
     }
 
 
-def invariance_diagnostics(h: np.ndarray, domains: np.ndarray, h_dim_invariant: int, seed: int = 0) -> dict:
+def stability_diagnostics(h: np.ndarray, domains: np.ndarray, h_dim_stable: int, seed: int = 0) -> dict:
     """Checks that need no ground truth. For the stable block (and the spurious block, for contrast):
     how far the per-domain min, max and variance of each coordinate spread across domains, relative
     to the coordinate's overall std (variance: overall variance), averaged over coordinates; and how
@@ -153,7 +169,7 @@ def invariance_diagnostics(h: np.ndarray, domains: np.ndarray, h_dim_invariant: 
     the stable block, next to chance (the largest domain's share)."""
     out = {}
     labels = np.unique(domains)
-    for block, cols in (("stable", slice(0, h_dim_invariant)), ("spurious", slice(h_dim_invariant, None))):
+    for block, cols in (("stable", slice(0, h_dim_stable)), ("spurious", slice(h_dim_stable, None))):
         hb = h[:, cols]
         if hb.shape[1] == 0:
             continue
@@ -167,6 +183,6 @@ def invariance_diagnostics(h: np.ndarray, domains: np.ndarray, h_dim_invariant: 
     half = len(h) // 2
     train, test = order[:half], order[half:]
     if len(np.unique(domains[train])) > 1:
-        out["domain_acc_stable"] = domain_accuracy(h[train, :h_dim_invariant], domains[train], h[test, :h_dim_invariant], domains[test])
+        out["domain_acc_stable"] = domain_accuracy(h[train, :h_dim_stable], domains[train], h[test, :h_dim_stable], domains[test])
     out["domain_acc_chance"] = float(np.bincount(domains).max() / len(domains))
     return out

@@ -40,9 +40,7 @@ def _as_columns(h: torch.Tensor) -> tuple[torch.Tensor, int]:
     return h.permute(1, 0, 2).reshape(b, r * d), r
 
 
-def _per_restart(
-    values: torch.Tensor, restarts: int, squeeze: bool, rows: str = "mean", columns: str = "mean"
-) -> torch.Tensor:
+def _per_restart(values: torch.Tensor, restarts: int, squeeze: bool, rows: str = "mean", columns: str = "mean") -> torch.Tensor:
     """(rows, R * d) per-row (domain pair or domain), per-column values -> (R,), reduced over the rows
     and each restart's d columns by ``rows`` / ``columns`` (mean | sum); a scalar when the input had
     no restart dimension."""
@@ -104,9 +102,9 @@ def minmax_penalty(
     mins = torch.topk(low[present], k, dim=1, largest=False, sorted=True).values
     maxs = torch.topk(high[present], k, dim=1, largest=True, sorted=True).values
     i, j = torch.triu_indices(len(present), len(present), offset=1, device=h.device)
-    per_pair = _transform(mins[i] - mins[j], loss_transform).mean(dim=1) + _transform(
-        maxs[i] - maxs[j], loss_transform
-    ).mean(dim=1)
+    per_pair = _transform(mins[i] - mins[j], loss_transform).mean(dim=1) + _transform(maxs[i] - maxs[j], loss_transform).mean(
+        dim=1
+    )
     return _per_restart(per_pair, restarts, squeeze=h.dim() == 2, rows=reduction)
 
 
@@ -116,9 +114,7 @@ def squared_distances(h: torch.Tensor) -> torch.Tensor:
     return (norms[..., :, None] + norms[..., None, :] - 2.0 * h @ h.transpose(-1, -2)).clamp_min(0.0)
 
 
-def mmd_bandwidths(
-    sq_dist: torch.Tensor, fix_sigma: float | None, kernel_number: int, kernel_multiplier: float
-) -> torch.Tensor:
+def mmd_bandwidths(sq_dist: torch.Tensor, fix_sigma: float | None, kernel_number: int, kernel_multiplier: float) -> torch.Tensor:
     """The kernel bandwidths (..., kernel_number): values spaced by ``kernel_multiplier`` around a centre.
 
     The centre is ``fix_sigma``, or (when None) the mean pairwise squared distance of the batch
@@ -234,7 +230,9 @@ def mmd_penalty_per_pair(
             pair = torch.cat([rows[a][:m], rows[b][:m]])
             weights = torch.full((2 * m, 2 * m), 1.0 / (m * m), dtype=h.dtype, device=h.device)
             weights[:m, m:] = weights[m:, :m] = -1.0 / (m * m)
-            values.append(_WeightedKernelSum.apply(h[..., pair, :], weights, fix_sigma, int(kernel_number), float(kernel_multiplier)))
+            values.append(
+                _WeightedKernelSum.apply(h[..., pair, :], weights, fix_sigma, int(kernel_number), float(kernel_multiplier))
+            )
     stacked = torch.stack(values)
     return stacked.sum(dim=0) if reduction == "sum" else stacked.mean(dim=0)
 

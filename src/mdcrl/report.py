@@ -129,7 +129,8 @@ def cell_problems(cell_runs: list[Run]) -> list[str]:
     flats = [_flatten(r.config) for r in cell_runs]
     keys = set().union(*flats)
     differing = sorted(
-        k for k in keys
+        k
+        for k in keys
         if not any(k == p or k.startswith(p + ".") for p in PER_RUN_KEYS) and len({json.dumps(f.get(k)) for f in flats}) > 1
     )
     if differing:
@@ -160,13 +161,18 @@ def summarize(runs: list[Run], metrics: list[str], columns: str = "config") -> t
         for metric in metrics:
             values = np.array([r.metrics.get(metric, np.nan) for r in cell_runs], dtype=float)
             values = values[np.isfinite(values)]
-            records.append({
-                "z_dim": z_dim, "num_domains": k, "column": column, "metric": metric,
-                "mean": values.mean() if len(values) else np.nan,
-                "std": values.std(ddof=1) if len(values) > 1 else np.nan,
-                "count": len(values),
-                "identifiable": identifiable,
-            })
+            records.append(
+                {
+                    "z_dim": z_dim,
+                    "num_domains": k,
+                    "column": column,
+                    "metric": metric,
+                    "mean": values.mean() if len(values) else np.nan,
+                    "std": values.std(ddof=1) if len(values) > 1 else np.nan,
+                    "count": len(values),
+                    "identifiable": identifiable,
+                }
+            )
     return pd.DataFrame.from_records(records), problems
 
 
@@ -191,12 +197,17 @@ def mixed_cells_per_seed(runs: list[Run], metrics: list[str], columns: str) -> s
             continue
         for r in sorted(cell_runs, key=lambda r: str(r.config.get("seed"))):
             values = " | ".join(f"{float(r.metrics.get(m, float('nan'))):.4f}" for m in metrics)
-            lines.append(f"| {z_dim} | {k} | {column} | {r.config.get('seed')} | {r.metrics['support_identifiable']} | {values} |")
+            lines.append(
+                f"| {z_dim} | {k} | {column} | {r.config.get('seed')} | {r.metrics['support_identifiable']} | {values} |"
+            )
     if not lines:
         return ""
-    header = ["## Cells with certified and uncertified seeds, per seed", "",
-              "| z_dim | num_domains | column | seed | support_identifiable | " + " | ".join(metrics) + " |",
-              "|" + "---|" * (5 + len(metrics))]
+    header = [
+        "## Cells with certified and uncertified seeds, per seed",
+        "",
+        "| z_dim | num_domains | column | seed | support_identifiable | " + " | ".join(metrics) + " |",
+        "|" + "---|" * (5 + len(metrics)),
+    ]
     return "\n".join(header + lines)
 
 
@@ -204,9 +215,9 @@ def markdown_tables(table: pd.DataFrame) -> str:
     parts = []
     for metric, sub in table.groupby("metric", sort=False):
         identifiable = sub["identifiable"] if "identifiable" in sub else [""] * len(sub)
-        sub = sub.assign(cell=[
-            format_cell(m, s, c, i) for m, s, c, i in zip(sub["mean"], sub["std"], sub["count"], identifiable)
-        ])
+        sub = sub.assign(
+            cell=[format_cell(m, s, c, i) for m, s, c, i in zip(sub["mean"], sub["std"], sub["count"], identifiable)]
+        )
         wide = sub.pivot_table(index=list(ROWS), columns="column", values="cell", aggfunc="first").fillna("—")
         header = "| z_dim | num_domains | " + " | ".join(wide.columns) + " |"
         lines = [f"### {metric}", "", header, "|" + "---|" * (len(wide.columns) + 2)]
@@ -232,13 +243,14 @@ def plot_metrics(table: pd.DataFrame, out: Path) -> list[Path]:
         for ax, column in zip(axes.flat, columns):
             for z_dim, line in sub[sub["column"] == column].groupby("z_dim"):
                 line = line.sort_values("num_domains")
-                ax.errorbar(line["num_domains"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3,
-                            label=f"z_dim={z_dim}")
+                ax.errorbar(
+                    line["num_domains"], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=f"z_dim={z_dim}"
+                )
             ax.set_xscale("log", base=2)
             ax.set_title(column, fontsize=9)
             ax.set_xlabel("num_domains")
             ax.grid(alpha=0.3)
-        for ax in axes.flat[len(columns):]:
+        for ax in axes.flat[len(columns) :]:
             ax.axis("off")
         for ax in axes[:, 0]:
             ax.set_ylabel(metric)
@@ -263,10 +275,13 @@ def write_report(paths: list[Path], out: Path, metrics: list[str], columns: str 
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "report.csv", index=False)
     finished = sum(r.status == "finished" for r in runs)
-    text = [f"# mdcrl report", "", f"{finished} finished runs of {len(runs)} found under {', '.join(map(str, paths))}.", ""]
+    text = ["# mdcrl report", "", f"{finished} finished runs of {len(runs)} found under {', '.join(map(str, paths))}.", ""]
     if "identifiable" in table and table["identifiable"].astype(bool).any():
-        text += ["`[a/b id]`: a of the cell's b seeds are certified identifiable by support (README, "
-                 "\"Where the limit is 1\"): only there can min-max reach r2_zinv_from_hinv = 1.", ""]
+        text += [
+            "`[a/b id]`: a of the cell's b seeds are certified identifiable by support (README, "
+            '"Where the limit is 1"): only there can min-max reach r2_zinv_from_hinv = 1.',
+            "",
+        ]
     text.append(markdown_tables(table) if len(table) else "No finished runs.")
     per_seed = mixed_cells_per_seed(runs, metrics, columns)
     if per_seed:
@@ -284,8 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", type=Path, help="run directories or folders that contain them (searched recursively)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="where to write report.md, report.csv and the plots")
     parser.add_argument("--metrics", nargs="+", default=list(HEADLINE_METRICS), help="metrics.json keys to tabulate")
-    parser.add_argument("--columns", choices=["config", "tags"], default="config",
-                        help="table columns: penalty x SCM from each run's config, or its tags")
+    parser.add_argument(
+        "--columns",
+        choices=["config", "tags"],
+        default="config",
+        help="table columns: penalty x SCM from each run's config, or its tags",
+    )
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not p.exists()]

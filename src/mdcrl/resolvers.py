@@ -1,8 +1,13 @@
-"""OmegaConf resolvers used by the configs; registered by run_training.py before Hydra starts."""
+"""OmegaConf resolvers used by the configs; registered by the command line before Hydra starts."""
 
 import hashlib
+from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from mdcrl.settings import PRESENTATION_SETTINGS
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def run_id(overrides: str) -> str:
@@ -11,5 +16,12 @@ def run_id(overrides: str) -> str:
     return "run-" + hashlib.sha1(overrides.encode()).hexdigest()[:12]
 
 
+def presentation_keys() -> list[str]:
+    """Overrides left out of a sweep job's run id: the presentation settings, and the launcher's
+    number of parallel jobs."""
+    return [*PRESENTATION_SETTINGS, "hydra.launcher.n_jobs"]
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("mdcrl_run_id", run_id, replace=True)
+    OmegaConf.register_new_resolver("mdcrl_presentation_keys", presentation_keys, replace=True)

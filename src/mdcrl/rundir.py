@@ -22,24 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from mdcrl.errors import ConfigError
 from mdcrl.io import read_json, sha256_file, write_text_atomic
+from mdcrl.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
-# Settings that change how a run is shown or guarded, not what it computes: ignored when a re-run
-# decides whether a run directory already holds the same run (the sweep's run ids exclude them too:
-# configs/train.yaml, hydra.job.config.override_dirname.exclude_keys).
-PRESENTATION_KEYS = ("print_metrics", "ckpt_path", "num_threads", "check_memory")
 
-
-def run_identity(cfg: DictConfig) -> dict:
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    for key in PRESENTATION_KEYS:
-        plain.pop(key, None)
-    plain.get("trainer", {}).pop("enable_progress_bar", None)
-    return plain
-
-
-def data_fingerprint(cfg: DictConfig, arrays=None) -> str | None:
+def data_fingerprint(settings: RunSettings, arrays=None) -> str | None:
     """sha256 of what the run trains on, when the config alone does not determine it: the user's
     arrays (the estimator), the data file (datamodule=from_file), or the stage-1 encodings (whose
     metadata.json holds each split's checksum). Generated data is fixed by its config and seed: None.
@@ -51,12 +39,12 @@ def data_fingerprint(cfg: DictConfig, arrays=None) -> str | None:
             for part in (split.x, split.z, split.domain):
                 digest.update(np.ascontiguousarray(part).tobytes())
         return digest.hexdigest()
-    name = cfg.datamodule.name
+    name = settings.data.name
     path = None
     if name == "from_file":
-        path = Path(cfg.datamodule.path).expanduser()
+        path = Path(settings.data.source["path"]).expanduser()
     if name.endswith("_encoded"):
-        path = Path(cfg.run_path).expanduser() / "encoded" / "metadata.json"
+        path = Path(settings.run_path).expanduser() / "encoded" / "metadata.json"
     return sha256_file(path) if path is not None and path.is_file() else None
 
 
@@ -75,14 +63,14 @@ def probe_checkpoint(path: Path) -> int:
     return int(checkpoint["epoch"]) + 1
 
 
-def previous_run_state(cfg: DictConfig, run_dir: Path, fingerprint: str | None) -> RunState:
+def previous_run_state(settings: RunSettings, run_dir: Path, fingerprint: str | None) -> RunState:
     """What ``run_dir`` already holds. A directory that holds another config or was made from other
     data is never reused: that is an error, and nothing in it is touched. A truncated or corrupt
     last.ckpt is moved aside (with the curves made so far) and the run starts again."""
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return RunState("new")
-    if run_identity(OmegaConf.load(saved)) != run_identity(cfg):
+    if RunSettings.from_config(OmegaConf.load(saved)).identity() != settings.identity():
         raise ConfigError(
             f"{run_dir} already holds a run with a different config; nothing was overwritten. Choose another "
             "hydra.run.dir / hydra.sweep.dir, or delete that directory."
@@ -104,7 +92,7 @@ def previous_run_state(cfg: DictConfig, run_dir: Path, fingerprint: str | None) 
     except (OSError, ValueError):
         pass
     last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.exists() or cfg.get("ckpt_path"):
+    if not last.exists() or settings.ckpt_path:
         return RunState("unfinished", previous=previous)
     try:
         return RunState("unfinished", str(last), probe_checkpoint(last), previous)
@@ -112,7 +100,11 @@ def previous_run_state(cfg: DictConfig, run_dir: Path, fingerprint: str | None) 
         aside = set_aside(run_dir, ("checkpoints", "csv"))
         log.warning(
             "%s cannot be read (%s: %s); starting this run again from epoch 0. The unreadable checkpoint and the "
-            "curves so far were moved to %s.", last, type(err).__name__, str(err).splitlines()[0][:120], aside,
+            "curves so far were moved to %s.",
+            last,
+            type(err).__name__,
+            str(err).splitlines()[0][:120],
+            aside,
         )
         return RunState("unfinished", previous={**previous, "set_aside": str(aside)})
 
@@ -138,7 +130,7 @@ class CurveWriter(ExperimentWriter):
             with open(path, newline="") as f:
                 reader = csv.DictReader(f)
                 header, rows = list(reader.fieldnames or []), list(reader)
-        super().__init__(log_dir)
+        super().__init__(log_dir)  # deletes metrics.csv (after a warning that _check_log_dir_exists silences)
         kept = [row for row in rows if _row_epoch(row) < keep_before_epoch]
         if header:
             self.metrics_keys = sorted(header)
@@ -146,6 +138,13 @@ class CurveWriter(ExperimentWriter):
                 writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
                 writer.writeheader()
                 writer.writerows(kept)
+
+    def _check_log_dir_exists(self) -> None:
+        """Lightning's version warns that earlier logs will be deleted, then deletes metrics.csv; here
+        the rows to keep were read first and are written back, so only the deletion is kept."""
+        path = Path(self.metrics_file_path)
+        if path.is_file():
+            path.unlink()
 
 
 def _row_epoch(row: dict) -> float:

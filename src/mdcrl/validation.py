@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from mdcrl.data.mixing import SPLITS, mixing_dims
+from mdcrl.data.base import SPLITS
+from mdcrl.data.mixing import mixing_dims
 from mdcrl.data.polynomial import num_monomials
 from mdcrl.errors import ConfigError
 from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
@@ -83,7 +84,8 @@ def _check_number(path: str, value, kind: str, minimum, nullable: bool) -> None:
     if kind == "int":
         _require(
             _is_real(value) and float(value).is_integer(),
-            f"{path}={value!r} must be a whole number" + (f" >= {minimum}" if minimum is not None else "")
+            f"{path}={value!r} must be a whole number"
+            + (f" >= {minimum}" if minimum is not None else "")
             + f"; set {path}=<integer>.",
         )
     else:
@@ -188,7 +190,9 @@ def validate_balls_dataset(dm, min_per_domain: int) -> None:
     )
     _require(0.0 <= float(ds.corr_prob) <= 1.0, f"{p}.corr_prob={ds.corr_prob} must be a probability in [0, 1].")
     _require_samples_per_domain(ds.num_samples, k, min_per_domain)
-    _require(not (dm.save_dataset and dm.load_dataset), "datamodule.save_dataset and datamodule.load_dataset cannot both be True.")
+    _require(
+        not (dm.save_dataset and dm.load_dataset), "datamodule.save_dataset and datamodule.load_dataset cannot both be True."
+    )
 
 
 def validate_model(model) -> None:
@@ -212,7 +216,8 @@ def validate_model(model) -> None:
     restarts = model.get("restarts", 1)
     _require(
         isinstance(restarts, int) and not isinstance(restarts, bool) and restarts >= 1,
-        f"{p}.restarts={restarts!r} must be an integer >= 1 (copies trained at once; the one with the lowest val/selection is kept).",
+        f"{p}.restarts={restarts!r} must be an integer >= 1 "
+        "(copies trained at once; the one with the lowest val/selection is kept).",
     )
     _require(isinstance(model.get("whiten", False), bool), f"{p}.whiten={model.get('whiten')!r} must be true or false.")
     scheduler = model.get("scheduler") or {}
@@ -242,7 +247,9 @@ def validate_checkpoint_path(ckpt_path) -> None:
         f"ckpt_path={ckpt_path} is a URL; only local checkpoint files are loaded (a downloaded checkpoint "
         "is unpickled and can run code). Download it yourself, check where it comes from, and pass the local path.",
     )
-    _require(Path(str(ckpt_path)).is_file(), f"ckpt_path={ckpt_path} is not a file; pass an existing .ckpt file or ckpt_path=null.")
+    _require(
+        Path(str(ckpt_path)).is_file(), f"ckpt_path={ckpt_path} is not a file; pass an existing .ckpt file or ckpt_path=null."
+    )
     try:  # tensors and plain values only: a checkpoint that needs code to unpickle is refused
         torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated, corrupt or unsafe files
@@ -308,7 +315,9 @@ def validate_config(cfg) -> None:
         validate_balls_dataset(cfg.datamodule, max(2, int(cfg.model.minmax_loss.top_k)))
     if cfg.datamodule.name == "from_file":
         dm = cfg.datamodule
-        _require(dm.get("path") not in (None, ""), "datamodule=from_file needs datamodule.path=<your .npz, .csv or .parquet file>.")
+        _require(
+            dm.get("path") not in (None, ""), "datamodule=from_file needs datamodule.path=<your .npz, .csv or .parquet file>."
+        )
         for key in ("valid_fraction", "test_fraction"):
             _require(0.0 <= float(dm[key]) < 0.5, f"datamodule.{key}={dm[key]} must be in [0, 0.5).")
     if cfg.datamodule.name.endswith("_encoded"):

@@ -22,7 +22,8 @@ from mdcrl.data.datamodule import to_model_input
 
 def load_trained(run_dir: Path):
     """(config, data, module with the run's best weights) rebuilt from a run directory."""
-    from mdcrl.train import build_data, build_module
+    from mdcrl.builders import build_data, build_module
+    from mdcrl.settings import RunSettings
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
@@ -31,8 +32,9 @@ def load_trained(run_dir: Path):
     checkpoints = sorted((run_dir / "checkpoints").glob("best*.ckpt")) or sorted((run_dir / "checkpoints").glob("last*.ckpt"))
     if not checkpoints:
         raise SystemExit(f"{run_dir} has no checkpoint in checkpoints/")
-    data = build_data(cfg)
-    module = build_module(cfg, data)
+    settings = RunSettings.from_config(cfg)
+    data = build_data(settings)
+    module = build_module(settings, data)
     module.load_state_dict(torch.load(checkpoints[0], map_location="cpu", weights_only=True)["state_dict"])
     return cfg, data, module.eval()
 
@@ -70,7 +72,9 @@ def balls_grid(run_dir: Path, out: Path | None = None, per_domain: int = 4, doma
     out.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(2 * per_domain * 0.9, len(rows) * 0.95 + 0.6))
     ax.imshow(canvas)
-    ax.set_xticks([(per_domain / 2) * (canvas.shape[1] / (2 * per_domain)), (1.5 * per_domain) * (canvas.shape[1] / (2 * per_domain))])
+    ax.set_xticks(
+        [(per_domain / 2) * (canvas.shape[1] / (2 * per_domain)), (1.5 * per_domain) * (canvas.shape[1] / (2 * per_domain))]
+    )
     ax.set_xticklabels(["true images", "reconstructions"])
     ax.set_yticks([(i + 0.5) * canvas.shape[0] / len(rows) for i in range(len(rows))])
     ax.set_yticklabels([f"domain {d}" for d in range(len(rows))])

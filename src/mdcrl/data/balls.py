@@ -1,4 +1,4 @@
-"""Multi-domain balls images (SPEC 2.2): a vectorised headless renderer and the latent sampler.
+"""Multi-domain balls images (docs/design.md, Data): a vectorised headless renderer and the latent sampler.
 
 Coordinates: a ball's latent is its centre (x, y) in [0, 1]^2, x along image columns (left to
 right) and y along image rows (top to bottom). z = invariant balls' (x, y) first, then spurious.
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mdcrl.data.mixing import SPLITS, MultiDomainData, Split, domain_labels
+from mdcrl.data.base import SPLITS, MultiDomainData, Split
+from mdcrl.data.mixing import domain_labels
 from mdcrl.errors import BallsDataError
 from mdcrl.io import sha256_file
 
@@ -64,7 +65,7 @@ def images_to_unit_range(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 127.5 - 1.0
 
 
-def sample_domain_boxes(rng: np.random.Generator, num_domains: int, size_range) -> np.ndarray:
+def sample_spurious_ball_boxes(rng: np.random.Generator, num_domains: int, size_range) -> np.ndarray:
     """(k, 2) [low, high] per domain: the spurious balls' box is [low, high]^2 inside [0, 1]."""
     side = rng.uniform(size_range[0], size_range[1], size=num_domains)
     low = rng.uniform(0.0, 1.0 - side)
@@ -121,7 +122,7 @@ def balls_settings(ds, seed: int) -> dict:
 def generate_balls_data(ds, seed: int) -> MultiDomainData:
     rng = np.random.default_rng(seed)
     k = int(ds.num_domains)
-    boxes = sample_domain_boxes(rng, k, ds.domain_box_size)
+    boxes = sample_spurious_ball_boxes(rng, k, ds.domain_box_size)
     splits = {}
     for name in SPLITS:
         domain = domain_labels(int(ds.num_samples[name]), k)

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from mdcrl.data.mixing import MultiDomainData, Split
+from mdcrl.data.base import MultiDomainData, Split
 
 
 def to_model_input(x: torch.Tensor) -> torch.Tensor:

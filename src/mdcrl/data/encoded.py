@@ -1,4 +1,4 @@
-"""Encoded datasets of the two-stage pipeline (SPEC 4).
+"""Encoded datasets of the two-stage pipeline (docs/design.md, Two stages).
 
 Stage 1 writes, in its run directory:
   encoded/{train,valid,test}.safetensors   z_hat, z, domain (no pickles: safetensors loads no code)
@@ -17,7 +17,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from mdcrl.data.mixing import SPLITS, MultiDomainData, Split
+from mdcrl.data.base import SPLITS, MultiDomainData, Split
 from mdcrl.errors import EncodedDataError
 from mdcrl.io import sha256_file, write_json_atomic
 
@@ -44,7 +44,7 @@ def save_encoded(run_dir: Path, encodings: dict[str, np.ndarray], data: MultiDom
         "format": FORMAT,
         "kind": data.metadata.get("kind"),
         "num_domains": data.num_domains,
-        "z_dim_invariant_true": data.z_dim_invariant_true,
+        "z_dim_invariant_true": data.z_dim_stable_true,
         "z_dim_true": data.z_dim_true,
         "z_hat_dim": int(encodings["train"].shape[1]),
         "splits": files,
@@ -145,7 +145,7 @@ def rescale_to_range(data: MultiDomainData, low: float, high: float) -> MultiDom
     splits = {
         name: Split(((s.x - lo) * scale + low).astype(np.float32), s.z, s.domain) for name, s in data.splits.items()
     }
-    return MultiDomainData(splits, data.num_domains, data.z_dim_invariant_true, data.metadata)
+    return MultiDomainData(splits, data.num_domains, data.z_dim_stable_true, data.metadata)
 
 
 def _run_status(run_path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Synthetic multi-domain mixing data (SPEC 2.1).
+"""Synthetic multi-domain mixing data (docs/design.md, Data).
 
 z = (z_S, z_U): z_S ~ Uniform[a, b]^{d_S} in every domain, z_U,j | domain i ~ Uniform[low_ij, high_ij]
 with per-domain boxes drawn inside ``domain_dist_ranges``. x = g(z), g linear or polynomial.
@@ -9,44 +9,12 @@ and every split has the same number of samples in each domain.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from mdcrl.data.base import SPLITS, MultiDomainData, Split
 from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "valid", "test")
-
-
-@dataclass
-class Split:
-    x: np.ndarray  # (n, x_dim) float32 observations (stage-1 encodings in stage 2), or (n, 3, H, W) uint8 images
-    z: np.ndarray  # (n, z_true_dim) float32, true latents, stable block first
-    domain: np.ndarray  # (n,) int64 in 0..k-1
-
-    def __len__(self) -> int:
-        return len(self.domain)
-
-
-@dataclass
-class MultiDomainData:
-    """All splits of one dataset plus the dimensions the model and the metrics need."""
-
-    splits: dict[str, Split]
-    num_domains: int
-    z_dim_invariant_true: int  # d_S of the true latents: z[:, :d_S] is z_S, the rest z_U
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def x_dim(self) -> int:
-        return self.splits["train"].x.shape[1]
-
-    @property
-    def z_dim_true(self) -> int:
-        return self.splits["train"].z.shape[1]
-
 
 def mixing_dims(dataset_cfg) -> tuple[int, int, int]:
     """(z_dim, z_dim_invariant, x_dim) with the documented defaults floor(d/2) and 2d."""
@@ -67,7 +35,7 @@ def domain_labels(n: int, num_domains: int) -> np.ndarray:
     return np.repeat(np.arange(num_domains, dtype=np.int64), per_domain)
 
 
-def sample_domain_boxes(rng: np.random.Generator, num_domains: int, d_u: int, ranges) -> np.ndarray:
+def sample_spurious_latent_boxes(rng: np.random.Generator, num_domains: int, d_u: int, ranges) -> np.ndarray:
     """(k, d_U, 2) boxes: for each domain and spurious coordinate, low < high uniform inside ranges."""
     ends = rng.uniform(ranges[0], ranges[1], size=(num_domains, d_u, 2))
     return np.sort(ends, axis=-1)
@@ -99,7 +67,7 @@ def generate_mixing_data(dataset_cfg, seed: int) -> MultiDomainData:
     z_dim, d_s, x_dim = mixing_dims(dataset_cfg)
     k = int(dataset_cfg.num_domains)
     rng = np.random.default_rng(seed)
-    boxes = sample_domain_boxes(rng, k, z_dim - d_s, list(dataset_cfg.domain_dist_ranges))
+    boxes = sample_spurious_latent_boxes(rng, k, z_dim - d_s, list(dataset_cfg.domain_dist_ranges))
     mixing = make_mixing_function(rng, dataset_cfg, z_dim, x_dim)
     latents = {}
     for name in SPLITS:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdcrl.data.mixing import SPLITS, MultiDomainData, Split
+from mdcrl.data.base import SPLITS, MultiDomainData, Split
 from mdcrl.errors import DataInputError
 
 
@@ -82,7 +82,12 @@ def split_by_domain(codes: np.ndarray, num_domains: int, valid_fraction: float, 
     for domain in range(num_domains):
         rows = rng.permutation(np.nonzero(codes == domain)[0])
         n_valid = max(1, int(round(valid_fraction * len(rows))))
-        n_test = int(round(test_fraction * len(rows))) if test_fraction > 0 else 0
+        n_test = max(1, int(round(test_fraction * len(rows)))) if test_fraction > 0 else 0
+        if n_valid + n_test >= len(rows):
+            raise DataInputError(
+                f"domain {domain} has {len(rows)} rows: too few to hold out {n_valid} for validation and {n_test} for "
+                "testing and still train; give it more rows, or lower the valid/test fractions."
+            )
         parts["valid"].append(rows[:n_valid])
         parts["test"].append(rows[n_valid : n_valid + n_test])
         parts["train"].append(rows[n_valid + n_test :])
@@ -90,7 +95,7 @@ def split_by_domain(codes: np.ndarray, num_domains: int, valid_fraction: float, 
 
 
 def arrays_to_data(
-    x, domains, z=None, z_dim_invariant_true: int | None = None, valid_fraction: float = 0.1,
+    x, domains, z=None, z_dim_stable_true: int | None = None, valid_fraction: float = 0.1,
     test_fraction: float = 0.1, standardize: bool = True, seed: int = 0, min_per_domain: int = 2,
 ) -> MultiDomainData:
     """Checked, split (stratified by domain) and standardised (train statistics) user data.
@@ -98,8 +103,8 @@ def arrays_to_data(
     With test_fraction = 0 the test split is the validation split (nothing is held out twice).
     """
     x, codes, z, labels = check_arrays(x, domains, z, min_per_domain)
-    if z.shape[1] and z_dim_invariant_true is None:
-        raise DataInputError("ground-truth latents given without z_dim_invariant_true (how many leading latents are stable).")
+    if z.shape[1] and z_dim_stable_true is None:
+        raise DataInputError("ground-truth latents given without z_dim_stable_true (how many leading latents are stable).")
     rows = split_by_domain(codes, len(labels), valid_fraction, test_fraction, seed)
     if test_fraction <= 0:
         rows["test"] = rows["valid"]
@@ -107,7 +112,7 @@ def arrays_to_data(
     std = x[rows["train"]].std(axis=0) + 1e-8 if standardize else np.ones(x.shape[1], np.float32)
     splits = {name: Split(((x[r] - mean) / std).astype(np.float32), z[r], codes[r]) for name, r in rows.items()}
     metadata = {"kind": "table", "domain_labels": labels, "x_mean": mean.tolist(), "x_std": std.tolist()}
-    return MultiDomainData(splits, len(labels), int(z_dim_invariant_true or 0), metadata)
+    return MultiDomainData(splits, len(labels), int(z_dim_stable_true or 0), metadata)
 
 
 def read_table(path: str | Path, domain_column: str = "domain", latent_columns=()) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -50,7 +50,11 @@ class PolynomialDecoder(nn.Module):
 
 
 def polynomial_autoencoder(
-    x_dim: int, z_dim: int, degree: int, hidden_dims: list[int] = (200, 200), negative_slope: float = 0.01,
+    x_dim: int,
+    z_dim: int,
+    degree: int,
+    hidden_dims: list[int] = (200, 200),
+    negative_slope: float = 0.01,
     restarts: int = 1,
 ) -> Autoencoder:
     """MLP encoder (LeakyReLU) with a polynomial decoder (polynomial stage 1)."""
@@ -59,7 +63,11 @@ def polynomial_autoencoder(
 
 
 def mlp_autoencoder(
-    x_dim: int, z_dim: int, hidden_dims: list[int] = (128, 128), negative_slope: float = 0.01, batch_norm: bool = False,
+    x_dim: int,
+    z_dim: int,
+    hidden_dims: list[int] = (128, 128),
+    negative_slope: float = 0.01,
+    batch_norm: bool = False,
     restarts: int = 1,
 ) -> Autoencoder:
     """MLP encoder and mirrored MLP decoder."""
@@ -72,7 +80,10 @@ def mlp_autoencoder(
 
 
 AUTOENCODERS = {
-    "linear": linear_autoencoder, "poly": polynomial_autoencoder, "mlp": mlp_autoencoder, "resnet18": resnet18_autoencoder,
+    "linear": linear_autoencoder,
+    "poly": polynomial_autoencoder,
+    "mlp": mlp_autoencoder,
+    "resnet18": resnet18_autoencoder,
 }
 
 

@@ -1,4 +1,4 @@
-"""The training module: reconstruction + penalty_weight * invariance penalties + hinge (SPEC 3).
+"""The training module: reconstruction + penalty_weight * invariance penalties + hinge (docs/design.md, Objective).
 
 With restarts (R copies of the autoencoder, see models/base.py) every loss term is a vector (R,):
 training minimises their sum (the copies share no parameters, so each follows its own Adam
@@ -19,15 +19,17 @@ standardised score ranked those copies correctly. MMD with the mean-distance ban
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict
 
 import lightning as L
 import numpy as np
 import torch
 
-from mdcrl import penalties
+from mdcrl import penalties as penalty_fns
 from mdcrl.data.datamodule import to_model_input
 from mdcrl.errors import NonFiniteLossError
 from mdcrl.metrics import split_half_r2
+from mdcrl.settings import OptimSettings, PenaltySettings
 
 
 class MultiDomainAutoencoder(L.LightningModule):
@@ -35,36 +37,18 @@ class MultiDomainAutoencoder(L.LightningModule):
         self,
         autoencoder: torch.nn.Module,
         num_domains: int,
-        z_dim_invariant: int,
-        z_dim_invariant_true: int,
-        penalty_weight: float = 1.0,
-        penalty_reduction: str = "mean",
-        penalty_criterion: dict | None = None,
-        minmax_loss: dict | None = None,
-        mmd_loss: dict | None = None,
-        stddev_loss: dict | None = None,
-        hinge_loss_weight: float = 0.0,
-        hinge_loss: dict | None = None,
-        optimizer: dict | None = None,
-        scheduler: dict | None = None,
-        gradient_clip_val: float | None = None,
+        z_dim_stable: int,
+        z_dim_stable_true: int,
+        penalties: PenaltySettings,
+        optim: OptimSettings,
     ):
         super().__init__()
         self.autoencoder = autoencoder
         self.num_domains = num_domains
-        self.z_dim_invariant = z_dim_invariant
-        self.z_dim_invariant_true = z_dim_invariant_true
-        self.penalty_weight = penalty_weight
-        self.penalty_reduction = penalty_reduction
-        self.penalty_criterion = dict(penalty_criterion or {"minmax": 1.0})
-        self.minmax_loss = dict(minmax_loss or {})
-        self.mmd_loss = dict(mmd_loss or {})
-        self.stddev_loss = dict(stddev_loss or {})
-        self.hinge_loss_weight = hinge_loss_weight
-        self.hinge_loss = dict(hinge_loss or {})
-        self.optimizer_cfg = dict(optimizer or {"lr": 1e-3})
-        self.scheduler_cfg = dict(scheduler or {})
-        self.gradient_clip_val = gradient_clip_val
+        self.z_dim_stable = z_dim_stable
+        self.z_dim_stable_true = z_dim_stable_true
+        self.penalties = penalties
+        self.optim = optim
         self.automatic_optimization = False
         self._warned_bandwidth = False
         self._val_outputs: list = []
@@ -73,28 +57,28 @@ class MultiDomainAutoencoder(L.LightningModule):
     # -- objective ---------------------------------------------------------------------------
     def penalty_terms(self, h_s: torch.Tensor, domains: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
         """The enabled (weight > 0) penalties, unweighted, by name (only those in ``names`` if given)."""
-        k, reduction = self.num_domains, self.penalty_reduction
+        p, k = self.penalties, self.num_domains
         wanted = lambda name, weight: weight > 0 and (names is None or name in names)  # noqa: E731
         terms = {}
-        if wanted("minmax", self.penalty_criterion.get("minmax", 0)):
-            terms["minmax"] = penalties.minmax_penalty(h_s, domains, k, reduction=reduction, **self.minmax_loss)
-        if wanted("mmd", self.penalty_criterion.get("mmd", 0)):
+        if wanted("minmax", p.weights.get("minmax", 0)):
+            terms["minmax"] = penalty_fns.minmax_penalty(h_s, domains, k, reduction=p.reduction, **asdict(p.minmax))
+        if wanted("mmd", p.weights.get("mmd", 0)):
             self._check_bandwidth(h_s)
-            terms["mmd"] = penalties.mmd_penalty(h_s, domains, k, reduction=reduction, **self.mmd_loss)
-        if wanted("stddev", self.penalty_criterion.get("stddev", 0)):
-            terms["stddev"] = penalties.stddev_penalty(h_s, domains, k, reduction=reduction, **self.stddev_loss)
-        if wanted("hinge", self.hinge_loss_weight):
-            terms["hinge"] = penalties.hinge_loss(h_s, domains, k, reduction=reduction, **self.hinge_loss)
+            terms["mmd"] = penalty_fns.mmd_penalty(h_s, domains, k, reduction=p.reduction, **asdict(p.mmd))
+        if wanted("stddev", p.weights.get("stddev", 0)):
+            terms["stddev"] = penalty_fns.stddev_penalty(h_s, domains, k, reduction=p.reduction, stddev_eps=p.stddev_eps)
+        if wanted("hinge", p.hinge_weight):
+            terms["hinge"] = penalty_fns.hinge_loss(h_s, domains, k, reduction=p.reduction, **asdict(p.hinge))
         return terms
 
     def _check_bandwidth(self, h_s):
         if self._warned_bandwidth:
             return
-        options = {k: v for k, v in self.mmd_loss.items() if k != "per_pair"}
-        typical = penalties.mmd_kernel_vanishes(h_s[0].detach(), **options)
+        mmd = self.penalties.mmd
+        typical = penalty_fns.mmd_kernel_vanishes(h_s[0].detach(), mmd.fix_sigma, mmd.kernel_number, mmd.kernel_multiplier)
         if typical is not None:
             warnings.warn(
-                f"model.mmd_loss.fix_sigma={self.mmd_loss.get('fix_sigma')} is far below the typical squared "
+                f"model.mmd_loss.fix_sigma={mmd.fix_sigma} is far below the typical squared "
                 f"distance between latents: typical kernel value {typical:.1e}, so the MMD penalty is nearly "
                 "constant with a vanishing gradient. Use model.mmd_loss.fix_sigma=null (mean-distance bandwidth).",
                 stacklevel=2,
@@ -105,11 +89,12 @@ class MultiDomainAutoencoder(L.LightningModule):
         """(sum over restarts of the loss, every term per restart (R,), latents (R, B, z))."""
         h, x_hat, target = self.autoencoder.forward_restarts(x)
         recon = (x_hat - target).square().flatten(1).mean(1)
-        terms = self.penalty_terms(h[..., : self.z_dim_invariant], domains)
-        penalty = sum((self.penalty_criterion[n] * v for n, v in terms.items() if n != "hinge"), torch.zeros_like(recon))
-        loss = recon + self.penalty_weight * penalty
+        terms = self.penalty_terms(h[..., : self.z_dim_stable], domains)
+        weights = self.penalties.weights
+        penalty = sum((weights[n] * v for n, v in terms.items() if n != "hinge"), torch.zeros_like(recon))
+        loss = recon + self.penalties.scale * penalty
         if "hinge" in terms:
-            loss = loss + self.hinge_loss_weight * terms["hinge"]
+            loss = loss + self.penalties.hinge_weight * terms["hinge"]
         parts = {"loss": loss, "recon_mse": recon, "penalty": penalty, **terms}
         return loss.sum(), parts, h
 
@@ -142,9 +127,9 @@ class MultiDomainAutoencoder(L.LightningModule):
                 )
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            self.clip_per_restart(self.gradient_clip_val)
+            self.clip_per_restart(self.optim.gradient_clip_val)
             optimizer.step()
-            if scheduler is not None and self.scheduler_cfg.get("name", "plateau") == "cosine":
+            if scheduler is not None and self.optim.scheduler.get("name", "plateau") == "cosine":
                 scheduler.step()
             self._accumulate("train", parts, len(xb))
 
@@ -157,7 +142,7 @@ class MultiDomainAutoencoder(L.LightningModule):
     def evaluation_parts(self, x: torch.Tensor, domains: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Every loss term and the selection score per restart (R,) of a held-out batch, and the latents."""
         _, parts, h = self.losses(to_model_input(x), domains)
-        parts["selection"] = self.selection_score(parts, h[..., : self.z_dim_invariant], domains)
+        parts["selection"] = self.selection_score(parts, h[..., : self.z_dim_stable], domains)
         return parts, h
 
     def selection_score(self, parts: dict, h_s: torch.Tensor, domains: torch.Tensor) -> torch.Tensor:
@@ -168,7 +153,7 @@ class MultiDomainAutoencoder(L.LightningModule):
             standardised = h_s / h_s.std(dim=-2, keepdim=True).clamp_min(1e-12)
             terms.update(self.penalty_terms(standardised, domains, names=("minmax", "stddev")))
         for name, value in terms.items():
-            score = score + self.penalty_weight * self.penalty_criterion[name] * value
+            score = score + self.penalties.scale * self.penalties.weights[name] * value
         return score
 
     def clip_per_restart(self, max_norm: float | None) -> None:
@@ -213,7 +198,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         self._log_epoch("val")
         scheduler = self.lr_schedulers()
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not self.trainer.sanity_checking:
-            monitor = self.scheduler_cfg.get("monitor", "val/loss")
+            monitor = self.optim.scheduler.get("monitor", "val/loss")
             if monitor in self.trainer.callback_metrics:
                 scheduler.step(float(self.trainer.callback_metrics[monitor]))
         if not self._val_outputs:
@@ -222,19 +207,20 @@ class MultiDomainAutoencoder(L.LightningModule):
         z = np.concatenate([o[1] for o in self._val_outputs])
         self._val_outputs.clear()
         if len(h) >= 8 and np.isfinite(h).all():
-            curves = split_half_r2(h, z, self.z_dim_invariant, self.z_dim_invariant_true)
+            curves = split_half_r2(h, z, self.z_dim_stable, self.z_dim_stable_true)
             self.log_dict({f"val/{n}": v for n, v in curves.items()})
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), **self.optimizer_cfg)
-        if not self.scheduler_cfg.get("enabled", False):
+        opt = torch.optim.Adam(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
+        scheduler = self.optim.scheduler
+        if not scheduler.get("enabled", False):
             return opt
         # Both are stepped by hand (manual optimisation): cosine after every step, plateau after
         # every validation.
-        if self.scheduler_cfg.get("name", "plateau") == "cosine":  # decays to 0 over trainer.max_epochs
+        if scheduler.get("name", "plateau") == "cosine":  # decays to 0 over trainer.max_epochs
             steps = int(self.trainer.max_epochs) * self.trainer.datamodule.steps_per_epoch
             return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))]
-        options = {k: v for k, v in self.scheduler_cfg.items() if k not in ("enabled", "monitor", "name")}
+        options = {k: v for k, v in scheduler.items() if k not in ("enabled", "monitor", "name")}
         return [opt], [torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **options)]
 
     # -- inference ---------------------------------------------------------------------------

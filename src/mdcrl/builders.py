@@ -1,0 +1,178 @@
+"""Build the objects of a run from its settings: data, autoencoder, training module, trainer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from mdcrl.callbacks import RunClock
+from mdcrl.data import MultiDomainData, generate_mixing_data
+from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cache, save_balls_cache
+from mdcrl.data.encoded import load_encoded, rescale_to_range
+from mdcrl.data.tables import arrays_to_data, read_table
+from mdcrl.errors import ConfigError
+from mdcrl.models.autoencoders import build_autoencoder
+from mdcrl.models.base import fit_whitening
+from mdcrl.models.module import MultiDomainAutoencoder
+from mdcrl.rundir import CurveLogger
+from mdcrl.settings import ModelSettings, RunSettings
+from mdcrl.validation import check_memory
+
+
+def min_per_domain(settings: RunSettings) -> int:
+    """Samples each domain needs: the min-max penalty's top_k, and 2 for a standard deviation."""
+    return max(2, settings.penalties.minmax.top_k)
+
+
+def build_data(settings: RunSettings) -> MultiDomainData:
+    name, source = settings.data.name, OmegaConf.create(settings.data.source)
+    if name == "mixing":
+        return generate_mixing_data(source.dataset, settings.seed)
+    if name in ("mixing_encoded", "balls_encoded"):
+        data, _ = load_encoded(settings.run_path, expected_kind=name.removesuffix("_encoded"))
+        return rescale_to_range(data, *source.rescale_range)
+    if name == "md_balls":
+        return build_balls_data(source, settings.seed)
+    if name == "from_file":
+        x, domains, z = read_table(source.path, source.domain_column, source.latent_columns)
+        return arrays_to_data(
+            x,
+            domains,
+            z,
+            source.z_dim_invariant_true,
+            source.valid_fraction,
+            source.test_fraction,
+            source.standardize,
+            settings.seed,
+            min_per_domain=min_per_domain(settings),
+        )
+    raise ConfigError(f"datamodule.name={name!r} is not supported; arrays are passed to fit_run(data=...).")
+
+
+def build_balls_data(source, seed: int) -> MultiDomainData:
+    """Generate the balls images, or load them from datamodule.data_dir (load_dataset=True);
+    with save_dataset=True, cache what was generated there."""
+    expected = balls_settings(source.dataset, seed)
+    if source.load_dataset:
+        return load_balls_cache(Path(source.data_dir), expected)
+    data = generate_balls_data(source.dataset, seed)
+    if source.save_dataset:
+        save_balls_cache(data, Path(source.data_dir), expected)
+    return data
+
+
+def model_dims(model: ModelSettings, data: MultiDomainData) -> tuple[int, int]:
+    """(z_dim, z_dim_stable) of the learned latents: from the model settings when set, else the data's."""
+    z_dim = model.z_dim or data.z_dim_true
+    d_s = model.z_dim_stable
+    if d_s is None:
+        fraction = model.z_dim_stable_fraction
+        d_s = int(z_dim * fraction) if fraction is not None else data.z_dim_stable_true
+    if not z_dim:
+        raise ConfigError("the data has no ground-truth latents to size the model: set model.z_dim=<latent dimension>.")
+    if not 1 <= d_s < z_dim:
+        raise ConfigError(
+            f"model.z_dim_invariant={d_s} must be between 1 and model.z_dim - 1 = {z_dim - 1}; "
+            "set model.z_dim_invariant (or model.z_dim_invariant_fraction)."
+        )
+    return int(z_dim), int(d_s)
+
+
+def build_autoencoder_for(model: ModelSettings, data: MultiDomainData, z_dim: int):
+    """The configured autoencoder with model.restarts copies; with model.whiten, preceded by PCA
+    whitening fitted on the train split (flat inputs only: images are never whitened)."""
+    train_x = data.splits["train"].x
+    whiten = model.whiten and train_x.ndim == 2
+    mean, matrix = fit_whitening(train_x) if whiten else (None, None)
+    input_dim = matrix.shape[1] if whiten else data.x_dim
+    autoencoder = build_autoencoder(OmegaConf.create(model.autoencoder), input_dim, z_dim, model.restarts)
+    if whiten:
+        autoencoder.set_whitening(mean, matrix)
+    return autoencoder
+
+
+def build_module(settings: RunSettings, data: MultiDomainData) -> MultiDomainAutoencoder:
+    z_dim, d_s = model_dims(settings.model, data)
+    return MultiDomainAutoencoder(
+        autoencoder=build_autoencoder_for(settings.model, data, z_dim),
+        num_domains=data.num_domains,
+        z_dim_stable=d_s,
+        z_dim_stable_true=data.z_dim_stable_true,
+        penalties=settings.penalties,
+        optim=settings.optim,
+    )
+
+
+def check_model_memory(settings: RunSettings, data: MultiDomainData) -> None:
+    """Refuse a model whose weights and Adam state (4 floats per parameter) would not fit. The model
+    is built on torch's meta device: shapes only, nothing allocated."""
+    z_dim, _ = model_dims(settings.model, data)
+    with torch.device("meta"):
+        autoencoder = build_autoencoder(OmegaConf.create(settings.model.autoencoder), data.x_dim, z_dim, settings.model.restarts)
+    parameters = sum(p.numel() for p in autoencoder.parameters())
+    check_memory(16 * parameters, f"the model ({parameters:,} parameters, with Adam's state)", "model.autoencoder")
+
+
+def build_loggers(settings: RunSettings, run_dir: Path, resume_epoch: int = 0) -> list:
+    lg = OmegaConf.create(settings.trainer.loggers)
+    loggers = []
+    if lg.csv.enabled:
+        loggers.append(CurveLogger(str(run_dir), keep_before_epoch=resume_epoch))
+    if lg.tensorboard.enabled:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
+    if lg.wandb.enabled:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers.append(
+            WandbLogger(project=lg.wandb.project, tags=list(lg.wandb.tags), save_dir=str(run_dir), offline=lg.wandb.offline)
+        )
+    return loggers
+
+
+def build_callbacks(settings: RunSettings, run_dir: Path) -> list:
+    callbacks = []
+    for name, node in settings.trainer.callbacks.items():
+        if node is None:
+            continue
+        extra = {"dirpath": str(run_dir / "checkpoints")} if name == "model_checkpoint" else {}
+        callbacks.append(instantiate(node, **extra))
+    return callbacks
+
+
+def build_trainer(settings: RunSettings, run_dir: Path, clock: RunClock, resume_epoch: int = 0) -> L.Trainer:
+    # Gradient clipping is done by the module (per restart, manual optimisation): not a Trainer option.
+    options = {k: v for k, v in settings.trainer.options.items() if k != "gradient_clip_algorithm"}
+    return L.Trainer(
+        **options,
+        max_epochs=settings.trainer.max_epochs,
+        default_root_dir=str(run_dir),
+        callbacks=[*build_callbacks(settings, run_dir), clock],
+        logger=build_loggers(settings, run_dir, resume_epoch) or False,
+        enable_model_summary=False,
+    )
+
+
+def set_threads(num_threads: int | None) -> None:
+    """torch's intra-op threads: num_threads when set; in a parallel (joblib) sweep, the cores
+    divided by the number of workers, since small models slow down badly when oversubscribed."""
+    threads = num_threads
+    if threads is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            n_jobs = int(HydraConfig.get().launcher.get("n_jobs") or 1)
+        except (ValueError, AttributeError, TypeError):
+            n_jobs = 1
+        if n_jobs < 0:  # joblib's convention: -1 = all cores
+            n_jobs = (os.cpu_count() or 1) + 1 + n_jobs
+        if n_jobs > 1:
+            threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    if threads:
+        torch.set_num_threads(int(threads))

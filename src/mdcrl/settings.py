@@ -1,0 +1,258 @@
+"""Typed settings of a run: what the training core (mdcrl.train.fit_run) reads.
+
+The command line composes a Hydra config and converts it once (RunSettings.from_config); the
+estimator starts from the packaged defaults (default_settings) and replaces fields in Python. The
+defaults live in one place, the YAML files under configs/: the dataclasses have none of their own.
+
+Vocabulary: the stable block of the latents (z_S, h_S; "invariant" in the seed's config keys and
+in the published metric names, e.g. r2_zinv_from_hinv) and the spurious block (z_U, h_U; "sp" in
+metric names). See docs/design.md for the table of names.
+
+On disk a run keeps the Hydra layout (config.yaml): ``to_config`` writes it and ``from_config``
+reads it back, so that the command line, the estimator and the report share one format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from omegaconf import DictConfig, OmegaConf
+
+# Settings that change how a run is shown or guarded, not what it computes. One list, read by the
+# run identity (rundir.run_identity), the sweep's run ids (configs/train.yaml, through the
+# mdcrl_presentation_keys resolver) and the report (which lets them differ within a cell).
+PRESENTATION_SETTINGS = ("print_metrics", "trainer.enable_progress_bar", "num_threads", "check_memory")
+
+
+@dataclass(frozen=True)
+class MinMaxSettings:
+    top_k: int
+    loss_transform: str  # mse | l1
+
+
+@dataclass(frozen=True)
+class MMDSettings:
+    fix_sigma: float | None  # None: the mean pairwise squared distance of the batch
+    kernel_number: int
+    kernel_multiplier: float
+    per_pair: bool
+
+
+@dataclass(frozen=True)
+class HingeSettings:
+    stddev_threshold: float
+    stddev_eps: float
+
+
+@dataclass(frozen=True)
+class PenaltySettings:
+    """The invariance penalties on the stable block: loss = recon + scale * sum_p weights[p] * penalty_p
+    (+ hinge_weight * hinge). Config: model.penalty_weight (scale), model.penalty_criterion (weights),
+    model.minmax_loss / mmd_loss / stddev_loss / hinge_loss (each penalty's options)."""
+
+    weights: dict  # penalty name (minmax, mmd, stddev) -> weight; 0 turns it off
+    scale: float
+    reduction: str  # mean | sum over domain pairs
+    minmax: MinMaxSettings
+    mmd: MMDSettings
+    stddev_eps: float
+    hinge_weight: float
+    hinge: HingeSettings
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    lr: float
+    weight_decay: float
+    scheduler: dict  # enabled, name (cosine | plateau), monitor, factor, patience
+    gradient_clip_val: float | None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    autoencoder: dict  # name (linear | mlp | poly | resnet18 | ...) and its options
+    z_dim: int | None  # None: the data's
+    z_dim_stable: int | None  # None: from z_dim_stable_fraction, else the data's
+    z_dim_stable_fraction: float | None
+    restarts: int
+    whiten: bool
+    save_encoded_data: bool
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    name: str  # mixing | md_balls | from_file | mixing_encoded | balls_encoded | arrays
+    batch_size: int
+    source: dict  # the source's own settings (the rest of the config's datamodule node)
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    max_epochs: int
+    options: dict  # every other lightning.Trainer argument
+    callbacks: dict  # name -> Hydra instantiate node (None: off)
+    loggers: dict  # csv / tensorboard / wandb
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    data: DataSettings
+    model: ModelSettings
+    penalties: PenaltySettings
+    optim: OptimSettings
+    trainer: TrainerSettings
+    seed: int
+    run_path: str | None = None  # stage 2: the stage-1 run directory
+    ckpt_path: str | None = None  # a checkpoint to continue from
+    print_metrics: bool = True
+    nonlinear_probe: bool = True
+    num_threads: int | None = None
+    check_memory: bool = True
+    extra: dict = field(default_factory=dict)  # other top-level config keys, kept for config.yaml
+
+    @classmethod
+    def from_config(cls, cfg) -> RunSettings:
+        """From a composed (and validated) config in the Hydra layout."""
+        c = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        m, dm, tr = dict(c["model"]), dict(c["datamodule"]), dict(c["trainer"])
+        penalties = PenaltySettings(
+            weights={k: float(v) for k, v in m["penalty_criterion"].items()},
+            scale=float(m["penalty_weight"]),
+            reduction=str(m.get("penalty_reduction", "mean")),
+            minmax=MinMaxSettings(int(m["minmax_loss"]["top_k"]), m["minmax_loss"]["loss_transform"]),
+            mmd=MMDSettings(**{**{"per_pair": False}, **m["mmd_loss"]}),
+            stddev_eps=float(m["stddev_loss"]["stddev_eps"]),
+            hinge_weight=float(m["hinge_loss_weight"]),
+            hinge=HingeSettings(**m["hinge_loss"]),
+        )
+        optim = OptimSettings(
+            lr=float(m["optimizer"]["lr"]),
+            weight_decay=float(m["optimizer"].get("weight_decay", 0.0)),
+            scheduler=dict(m.get("scheduler") or {}),
+            gradient_clip_val=tr.pop("gradient_clip_val", None),
+        )
+        model = ModelSettings(
+            autoencoder=dict(m["autoencoder"]),
+            z_dim=m.get("z_dim"),
+            z_dim_stable=m.get("z_dim_invariant"),
+            z_dim_stable_fraction=m.get("z_dim_invariant_fraction"),
+            restarts=int(m.get("restarts", 1)),
+            whiten=bool(m.get("whiten", False)),
+            save_encoded_data=bool(m.get("save_encoded_data", False)),
+        )
+        data = DataSettings(dm.pop("name"), int(dm.pop("batch_size")), dm)
+        trainer = TrainerSettings(int(tr.pop("max_epochs")), tr, dict(c.get("callbacks") or {}), dict(c.get("logger") or {}))
+        known = {
+            "datamodule",
+            "model",
+            "trainer",
+            "callbacks",
+            "logger",
+            "seed",
+            "run_path",
+            "ckpt_path",
+            "print_metrics",
+            "nonlinear_probe",
+            "num_threads",
+            "check_memory",
+        }
+        return cls(
+            data,
+            model,
+            penalties,
+            optim,
+            trainer,
+            int(c["seed"]),
+            c.get("run_path"),
+            c.get("ckpt_path"),
+            bool(c.get("print_metrics", True)),
+            bool(c.get("nonlinear_probe", True)),
+            c.get("num_threads"),
+            bool(c.get("check_memory", True)),
+            {k: v for k, v in c.items() if k not in known},
+        )
+
+    def to_config(self) -> DictConfig:
+        """The Hydra layout of these settings (config.yaml, validation, the report)."""
+        p, o, m = self.penalties, self.optim, self.model
+        model = {
+            "z_dim": m.z_dim,
+            "z_dim_invariant": m.z_dim_stable,
+            "restarts": m.restarts,
+            "whiten": m.whiten,
+            "penalty_weight": p.scale,
+            "penalty_reduction": p.reduction,
+            "penalty_criterion": dict(p.weights),
+            "minmax_loss": asdict(p.minmax),
+            "mmd_loss": asdict(p.mmd),
+            "stddev_loss": {"stddev_eps": p.stddev_eps},
+            "hinge_loss_weight": p.hinge_weight,
+            "hinge_loss": asdict(p.hinge),
+            "optimizer": {"lr": o.lr, "weight_decay": o.weight_decay},
+            "scheduler": dict(o.scheduler),
+            "save_encoded_data": m.save_encoded_data,
+            "autoencoder": dict(m.autoencoder),
+        }
+        if m.z_dim_stable_fraction is not None:
+            model["z_dim_invariant_fraction"] = m.z_dim_stable_fraction
+        trainer = {"max_epochs": self.trainer.max_epochs, **self.trainer.options, "gradient_clip_val": o.gradient_clip_val}
+        return OmegaConf.create(
+            {
+                "datamodule": {"name": self.data.name, "batch_size": self.data.batch_size, **self.data.source},
+                "model": model,
+                "callbacks": dict(self.trainer.callbacks),
+                "logger": dict(self.trainer.loggers),
+                "trainer": trainer,
+                "seed": self.seed,
+                "ckpt_path": self.ckpt_path,
+                "run_path": self.run_path,
+                "print_metrics": self.print_metrics,
+                "nonlinear_probe": self.nonlinear_probe,
+                "num_threads": self.num_threads,
+                "check_memory": self.check_memory,
+                **self.extra,
+            }
+        )
+
+    def identity(self) -> dict:
+        """What a run computes: the settings without the presentation ones and without ckpt_path (a
+        run directory may be continued from any checkpoint of the same run)."""
+        plain = OmegaConf.to_container(self.to_config(), resolve=True)
+        plain.pop("ckpt_path", None)
+        for dotted in PRESENTATION_SETTINGS:
+            *parents, key = dotted.split(".")
+            node = plain
+            for parent in parents:
+                node = node.get(parent, {})
+            node.pop(key, None)
+        return plain
+
+
+def default_settings(
+    datamodule: str = "from_file", autoencoder: str = "linear_ae", model: str = "mixing_synthetic"
+) -> RunSettings:
+    """The packaged defaults (configs/*.yaml) for a choice of config groups."""
+    from hydra import compose, initialize_config_dir
+
+    from mdcrl.resolvers import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"datamodule={datamodule}", f"model={model}", f"model/autoencoder={autoencoder}"])
+    return RunSettings.from_config(cfg)
+
+
+__all__ = [
+    "PRESENTATION_SETTINGS",
+    "MinMaxSettings",
+    "MMDSettings",
+    "HingeSettings",
+    "PenaltySettings",
+    "OptimSettings",
+    "ModelSettings",
+    "DataSettings",
+    "TrainerSettings",
+    "RunSettings",
+    "default_settings",
+    "replace",
+]
