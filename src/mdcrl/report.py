@@ -25,11 +25,13 @@ import pandas as pd
 import yaml
 
 from mdcrl.errors import MdcrlError, exit_on_expected_error
+from mdcrl.settings import PRESENTATION_SETTINGS
 
 HEADLINE_METRICS = ("r2_zinv_from_hinv", "r2_zsp_from_hinv")
 ROWS = ("z_dim", "num_domains")
-# Config entries that may differ between the seeds of one cell without mixing experiments.
-PER_RUN_KEYS = ("seed", "print_metrics", "ckpt_path", "num_threads", "check_memory", "trainer.enable_progress_bar", "logger")
+# Config entries that may differ between the seeds of one cell without mixing experiments: the seed,
+# the presentation settings (one list, mdcrl.settings), where training started from, and the loggers.
+PER_RUN_KEYS = ("seed", *PRESENTATION_SETTINGS, "ckpt_path", "logger")
 
 
 @dataclass
