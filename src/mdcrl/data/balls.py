@@ -24,8 +24,16 @@ log = logging.getLogger(__name__)
 
 # One fixed RGB colour per ball index (invariant balls first), in [0, 1].
 BALL_COLOURS = np.array(
-    [[0.12, 0.47, 0.71], [1.0, 0.5, 0.05], [0.17, 0.63, 0.17], [0.84, 0.15, 0.16],
-     [0.58, 0.4, 0.74], [0.55, 0.34, 0.29], [0.89, 0.47, 0.76], [0.5, 0.5, 0.5]]
+    [
+        [0.12, 0.47, 0.71],
+        [1.0, 0.5, 0.05],
+        [0.17, 0.63, 0.17],
+        [0.84, 0.15, 0.16],
+        [0.58, 0.4, 0.74],
+        [0.55, 0.34, 0.29],
+        [0.89, 0.47, 0.76],
+        [0.5, 0.5, 0.5],
+    ]
 )
 MAX_PLACEMENT_ROUNDS = 1000
 CACHE_FORMAT = "mdcrl-balls-v1"
@@ -33,7 +41,7 @@ CACHE_FORMAT = "mdcrl-balls-v1"
 
 def coverage(centres: np.ndarray, radius: float, size: int) -> np.ndarray:
     """(n, balls, size, size) anti-aliased disc coverage in [0, 1] for centres (n, balls, 2)."""
-    pixel = (np.arange(size, dtype=np.float32) + 0.5)  # pixel centres, in pixels
+    pixel = np.arange(size, dtype=np.float32) + 0.5  # pixel centres, in pixels
     c = centres.astype(np.float32) * size
     dx2 = (pixel[None, None, :] - c[:, :, 0:1]) ** 2  # (n, balls, W)
     dy2 = (pixel[None, None, :] - c[:, :, 1:2]) ** 2  # (n, balls, H)
@@ -169,7 +177,9 @@ def load_balls_cache(directory: Path, settings: dict) -> MultiDomainData:
         raise BallsDataError(f"{meta_path} is corrupt ({err}); delete {directory} and regenerate.") from err
     files = saved.pop("files", {})
     if saved != settings:
-        differing = sorted(k for k in set(saved["dataset"]) | set(settings["dataset"]) if saved["dataset"].get(k) != settings["dataset"].get(k))
+        differing = sorted(
+            k for k in set(saved["dataset"]) | set(settings["dataset"]) if saved["dataset"].get(k) != settings["dataset"].get(k)
+        )
         if saved.get("seed") != settings["seed"]:
             differing.append("seed")
         raise BallsDataError(

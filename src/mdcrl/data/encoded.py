@@ -111,7 +111,9 @@ def load_encoded(run_path: str | Path, expected_kind: str) -> tuple[MultiDomainD
         if domain.size and (domain.min() < 0 or domain.max() >= metadata["num_domains"]):
             raise EncodedDataError(f"{path} has domain labels outside 0..{metadata['num_domains'] - 1}; rerun stage 1.")
         splits[name] = Split(z_hat, arrays["z"], domain.astype(np.int64))
-    data = MultiDomainData(splits, int(metadata["num_domains"]), int(metadata["z_dim_invariant_true"]), {"kind": expected_kind + "_encoded"})
+    data = MultiDomainData(
+        splits, int(metadata["num_domains"]), int(metadata["z_dim_invariant_true"]), {"kind": expected_kind + "_encoded"}
+    )
     return data, metadata
 
 
@@ -126,8 +128,10 @@ def _check_metadata(metadata: dict, meta_path: Path) -> None:
             )
     splits = metadata.get("splits")
     if not isinstance(splits, dict) or not all(
-        isinstance(splits.get(name), dict) and isinstance(splits[name].get("sha256"), str)
-        and isinstance(splits[name].get("file"), str) and "/" not in splits[name]["file"]
+        isinstance(splits.get(name), dict)
+        and isinstance(splits[name].get("sha256"), str)
+        and isinstance(splits[name].get("file"), str)
+        and "/" not in splits[name]["file"]
         for name in SPLITS
     ):
         raise EncodedDataError(
@@ -142,9 +146,7 @@ def rescale_to_range(data: MultiDomainData, low: float, high: float) -> MultiDom
     train = data.splits["train"].x
     lo, hi = train.min(axis=0), train.max(axis=0)
     scale = (high - low) / np.maximum(hi - lo, 1e-12)
-    splits = {
-        name: Split(((s.x - lo) * scale + low).astype(np.float32), s.z, s.domain) for name, s in data.splits.items()
-    }
+    splits = {name: Split(((s.x - lo) * scale + low).astype(np.float32), s.z, s.domain) for name, s in data.splits.items()}
     return MultiDomainData(splits, data.num_domains, data.z_dim_stable_true, data.metadata)
 
 

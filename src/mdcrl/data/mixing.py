@@ -9,12 +9,14 @@ and every split has the same number of samples in each domain.
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 
 from mdcrl.data.base import SPLITS, MultiDomainData, Split
 from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
 
 log = logging.getLogger(__name__)
+
 
 def mixing_dims(dataset_cfg) -> tuple[int, int, int]:
     """(z_dim, z_dim_invariant, x_dim) with the documented defaults floor(d/2) and 2d."""
@@ -73,15 +75,25 @@ def generate_mixing_data(dataset_cfg, seed: int) -> MultiDomainData:
     for name in SPLITS:
         domain = domain_labels(int(dataset_cfg.num_samples[name]), k)
         z = sample_latents(
-            rng, domain, d_s, boxes, list(dataset_cfg.invariant_dist_params),
-            bool(dataset_cfg.correlated_z), float(dataset_cfg.corr_prob),
+            rng,
+            domain,
+            d_s,
+            boxes,
+            list(dataset_cfg.invariant_dist_params),
+            bool(dataset_cfg.correlated_z),
+            float(dataset_cfg.corr_prob),
         )
         latents[name] = (z, domain)
     mixing.fit(latents["train"][0])
     splits = {name: Split(mixing(z).astype(np.float32), z.astype(np.float32), d) for name, (z, d) in latents.items()}
     metadata = {
-        "kind": "mixing", "z_dim": z_dim, "z_dim_invariant": d_s, "x_dim": x_dim, "domain_boxes": boxes.tolist(),
-        "linear": bool(dataset_cfg.linear), "correlated_z": bool(dataset_cfg.correlated_z),
+        "kind": "mixing",
+        "z_dim": z_dim,
+        "z_dim_invariant": d_s,
+        "x_dim": x_dim,
+        "domain_boxes": boxes.tolist(),
+        "linear": bool(dataset_cfg.linear),
+        "correlated_z": bool(dataset_cfg.correlated_z),
     }
     return MultiDomainData(splits, k, d_s, metadata)
 

@@ -95,8 +95,15 @@ def split_by_domain(codes: np.ndarray, num_domains: int, valid_fraction: float, 
 
 
 def arrays_to_data(
-    x, domains, z=None, z_dim_stable_true: int | None = None, valid_fraction: float = 0.1,
-    test_fraction: float = 0.1, standardize: bool = True, seed: int = 0, min_per_domain: int = 2,
+    x,
+    domains,
+    z=None,
+    z_dim_stable_true: int | None = None,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    standardize: bool = True,
+    seed: int = 0,
+    min_per_domain: int = 2,
 ) -> MultiDomainData:
     """Checked, split (stratified by domain) and standardised (train statistics) user data.
 
@@ -115,7 +122,9 @@ def arrays_to_data(
     return MultiDomainData(splits, len(labels), int(z_dim_stable_true or 0), metadata)
 
 
-def read_table(path: str | Path, domain_column: str = "domain", latent_columns=()) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def read_table(
+    path: str | Path, domain_column: str = "domain", latent_columns=()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(X, domains, z or None) from an npz (keys: x, <domain_column>, optional z), CSV or Parquet file
     (columns: <domain_column>, the latent columns, every other column is a feature)."""
     path = Path(path).expanduser()
