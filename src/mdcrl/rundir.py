@@ -72,8 +72,9 @@ def previous_run_state(settings: RunSettings, run_dir: Path, fingerprint: str | 
         return RunState("new")
     if RunSettings.from_config(OmegaConf.load(saved)).identity() != settings.identity():
         raise ConfigError(
-            f"{run_dir} already holds a run with a different config; nothing was overwritten. Choose another "
-            "hydra.run.dir / hydra.sweep.dir, or delete that directory."
+            f"{run_dir} already holds a run with different settings (another seed counts: an estimator with "
+            "random_state=None draws one per fit); nothing was overwritten. Choose another run directory "
+            "(hydra.run.dir / hydra.sweep.dir, or the estimator's run_dir), or delete that directory."
         )
     try:
         previous = read_json(run_dir / "run.json")
@@ -84,7 +85,8 @@ def previous_run_state(settings: RunSettings, run_dir: Path, fingerprint: str | 
         raise ConfigError(
             f"{run_dir} holds a run made from other data (sha256 {recorded[:12]}... there, {str(fingerprint)[:12]}... now): "
             "the data changed since that run was made, so its results and checkpoints do not describe this data; "
-            "nothing was overwritten. Choose another hydra.run.dir / run_dir, or delete that directory."
+            "nothing was overwritten. Choose another run directory (hydra.run.dir, or the estimator's run_dir), "
+            "or delete that directory."
         )
     try:
         read_json(run_dir / "metrics.json")
