@@ -1,0 +1,52 @@
+"""Typed settings: the Hydra layout round-trips, one list of presentation settings, one copy of defaults."""
+
+from pathlib import Path
+
+import pytest
+from conftest import CONFIG_DIR, compose_config
+from omegaconf import OmegaConf
+
+from mdcrl import InvariantAutoencoder
+from mdcrl.resolvers import presentation_keys
+from mdcrl.settings import PRESENTATION_SETTINGS, RunSettings, default_settings
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model=balls", "datamodule=md_balls"],
+        ["model/autoencoder=poly_ae", "datamodule.dataset.linear=false"],
+        ["model/objective=reference", "model.mmd_loss.fix_sigma=null"],
+        ["datamodule=from_file", "datamodule.path=x.csv"],
+    ],
+)
+def test_hydra_layout_round_trips(overrides):
+    cfg = compose_config(overrides, tiny=False)
+    settings = RunSettings.from_config(cfg)
+    assert RunSettings.from_config(settings.to_config()) == settings
+    # every key of the composed config survives (config.yaml of an estimator run reads like a CLI run's)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    again = OmegaConf.to_container(settings.to_config(), resolve=True)
+    assert plain["model"] == again["model"] and plain["datamodule"] == again["datamodule"]
+
+
+def test_presentation_settings_change_neither_identity_nor_run_id():
+    base = RunSettings.from_config(compose_config([], tiny=False))
+    shown = RunSettings.from_config(
+        compose_config(
+            ["print_metrics=false", "trainer.enable_progress_bar=false", "num_threads=1", "check_memory=false"], tiny=False
+        )
+    )
+    assert shown.identity() == base.identity()
+    assert RunSettings.from_config(compose_config(["seed=2"], tiny=False)).identity() != base.identity()
+    assert presentation_keys()[: len(PRESENTATION_SETTINGS)] == list(PRESENTATION_SETTINGS)
+    assert "exclude_keys: ${mdcrl_presentation_keys:}" in Path(CONFIG_DIR, "train.yaml").read_text()
+
+
+def test_estimator_defaults_are_the_packaged_ones():
+    packaged = default_settings("from_file", "linear_ae")
+    settings = InvariantAutoencoder()._settings(z_dim=8, z_dim_stable=4, seed=0)
+    assert settings.data.source == {k: packaged.data.source[k] for k in ("valid_fraction", "test_fraction", "standardize")}
+    assert settings.penalties == packaged.penalties and settings.optim == packaged.optim
+    assert settings.trainer.max_epochs == packaged.trainer.max_epochs and settings.model.restarts == packaged.model.restarts
