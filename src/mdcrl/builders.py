@@ -29,6 +29,23 @@ def min_per_domain(settings: RunSettings) -> int:
     return max(2, settings.penalties.minmax.top_k)
 
 
+def user_data(settings: RunSettings, x, domains, z=None, z_dim_stable_true: int | None = None) -> MultiDomainData:
+    """A user's arrays (read from a file, or given to the estimator), checked, split and standardised
+    with the run's source settings (valid_fraction, test_fraction, standardize) and seed."""
+    source = settings.data.source
+    return arrays_to_data(
+        x,
+        domains,
+        z,
+        z_dim_stable_true,
+        source["valid_fraction"],
+        source["test_fraction"],
+        source["standardize"],
+        settings.seed,
+        min_per_domain=min_per_domain(settings),
+    )
+
+
 def build_data(settings: RunSettings) -> MultiDomainData:
     name, source = settings.data.name, OmegaConf.create(settings.data.source)
     if name == "mixing":
@@ -40,17 +57,7 @@ def build_data(settings: RunSettings) -> MultiDomainData:
         return build_balls_data(source, settings.seed)
     if name == "from_file":
         x, domains, z = read_table(source.path, source.domain_column, source.latent_columns)
-        return arrays_to_data(
-            x,
-            domains,
-            z,
-            source.z_dim_invariant_true,
-            source.valid_fraction,
-            source.test_fraction,
-            source.standardize,
-            settings.seed,
-            min_per_domain=min_per_domain(settings),
-        )
+        return user_data(settings, x, domains, z, source.z_dim_invariant_true)
     raise ConfigError(f"datamodule.name={name!r} is not supported; arrays are passed to fit_run(data=...).")
 
 
@@ -108,10 +115,9 @@ def build_module(settings: RunSettings, data: MultiDomainData) -> MultiDomainAut
     )
 
 
-def check_model_memory(settings: RunSettings, data: MultiDomainData) -> None:
+def check_model_memory(settings: RunSettings, data: MultiDomainData, z_dim: int) -> None:
     """Refuse a model whose weights and Adam state (4 floats per parameter) would not fit. The model
     is built on torch's meta device: shapes only, nothing allocated."""
-    z_dim, _ = model_dims(settings.model, data)
     with torch.device("meta"):
         autoencoder = build_autoencoder(OmegaConf.create(settings.model.autoencoder), data.x_dim, z_dim, settings.model.restarts)
     parameters = sum(p.numel() for p in autoencoder.parameters())

@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mdcrl.data.base import Split
-from mdcrl.data.tables import arrays_to_data, check_arrays, finite_matrix
+from mdcrl.data.tables import check_arrays, finite_matrix
 from mdcrl.errors import SavedModelError
 from mdcrl.evaluation import split_losses
 from mdcrl.io import sha256_file, write_text_atomic
@@ -225,6 +225,7 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         ``run_dir`` keeps the run directory (checkpoints, curves); by default a temporary one is
         used. A finished run in ``run_dir`` with the same settings and data is reused, not retrained.
         """
+        from mdcrl.builders import user_data
         from mdcrl.train import fit_run
 
         domains = y
@@ -238,17 +239,7 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
             else int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         )
         settings = self._settings(z_dim, z_dim_stable, int(seed))
-        data = arrays_to_data(
-            X,
-            domains,
-            z,
-            z_dim_stable_true,
-            settings.data.source["valid_fraction"],
-            settings.data.source["test_fraction"],
-            settings.data.source["standardize"],
-            settings.seed,
-            min_per_domain=max(2, settings.penalties.minmax.top_k),
-        )
+        data = user_data(settings, X, domains, z, z_dim_stable_true)
         with tempfile.TemporaryDirectory(prefix="mdcrl-") as tmp:
             module, self.metrics_ = fit_run(settings, Path(run_dir or tmp), data=data)
         self.autoencoder_ = module.autoencoder.eval()

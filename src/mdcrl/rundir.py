@@ -132,7 +132,7 @@ class CurveWriter(ExperimentWriter):
             with open(path, newline="") as f:
                 reader = csv.DictReader(f)
                 header, rows = list(reader.fieldnames or []), list(reader)
-        super().__init__(log_dir)  # deletes metrics.csv (after a warning that _check_log_dir_exists silences)
+        super().__init__(log_dir)  # deletes metrics.csv (_check_log_dir_exists, below); the kept rows go back in
         kept = [row for row in rows if _row_epoch(row) < keep_before_epoch]
         if header:
             self.metrics_keys = sorted(header)

@@ -61,10 +61,12 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
 def fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData | None = None, config: DictConfig | None = None):
     """The whole run; returns (trained module with its best weights, metrics). ``data`` replaces the
     configured source's data (the estimator passes its arrays this way); ``config`` is what
-    config.yaml records (default: the settings in the Hydra layout). A finished run is not trained
-    again: its metrics are returned, with its best weights when ``data`` is given."""
-    config = config if config is not None else settings.to_config()
-    validate_config(config)
+    config.yaml records: the command line's config, which ``run`` has validated already, or by default
+    the settings in the Hydra layout, validated here. A finished run is not trained again: its
+    metrics are returned, with its best weights when ``data`` is given."""
+    if config is None:
+        config = settings.to_config()
+        validate_config(config)
     run_dir = Path(run_dir)
     if settings.run_path and Path(settings.run_path).resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
         raise ConfigError(f"the run directory {run_dir} lies inside run_path={settings.run_path}; stage 2 never writes there.")
@@ -77,9 +79,9 @@ def fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData | None =
     L.seed_everything(settings.seed, workers=True, verbose=False)
     if data is None:
         data = build_data(settings)  # before anything is written: a bad run_path or file leaves no trace
-    model_dims(settings.model, data)
+    z_dim, _ = model_dims(settings.model, data)
     if settings.check_memory:
-        check_model_memory(settings, data)
+        check_model_memory(settings, data, z_dim)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_hydra_files(run_dir, config)
     clock = RunClock()

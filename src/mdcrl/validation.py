@@ -309,10 +309,11 @@ def validate_config(cfg) -> None:
     validate_numbers(cfg)
     validate_model(cfg.model)
     validate_trainer(cfg.trainer)
+    per_domain = max(2, int(cfg.model.minmax_loss.top_k))  # as builders.min_per_domain, on the config
     if cfg.datamodule.name == "mixing":
-        validate_mixing_dataset(cfg.datamodule.dataset, max(2, int(cfg.model.minmax_loss.top_k)))
+        validate_mixing_dataset(cfg.datamodule.dataset, per_domain)
     if cfg.datamodule.name == "md_balls":
-        validate_balls_dataset(cfg.datamodule, max(2, int(cfg.model.minmax_loss.top_k)))
+        validate_balls_dataset(cfg.datamodule, per_domain)
     if cfg.datamodule.name == "from_file":
         dm = cfg.datamodule
         _require(
