@@ -5,7 +5,7 @@ import json
 import numpy as np
 import torch
 
-from mdcrl.models.autoencoders import linear_autoencoder, mlp_autoencoder
+from mdcrl.models.autoencoders import linear_autoencoder, mlp_autoencoder, polynomial_autoencoder
 from mdcrl.models.base import fit_whitening
 from mdcrl.train import run
 
@@ -59,3 +59,13 @@ def test_run_keeps_the_restart_with_the_lowest_selection_score(tmp_path, compose
     assert int(state["autoencoder.chosen"]) == info["chosen_restart"]
     assert state["autoencoder.encoder.weight"].shape[0] == 3
     assert np.isfinite(metrics["r2_zinv_from_hinv"])
+
+
+def test_activation_option_sets_the_hidden_nonlinearity():
+    ae = polynomial_autoencoder(6, 2, degree=2, hidden_dims=[8, 8], activation="silu", restarts=2)
+    kinds = [type(m).__name__ for m in ae.encoder]
+    assert kinds == ["StackedLinear", "SiLU", "StackedLinear", "SiLU", "StackedLinear"]
+    z_hat, x_hat = ae(torch.zeros(5, 6))
+    assert z_hat.shape == (5, 2) and x_hat.shape == (5, 6)  # forward returns the chosen restart
+    leaky = mlp_autoencoder(6, 2, hidden_dims=[8], negative_slope=0.2)
+    assert [m.negative_slope for m in leaky.encoder if isinstance(m, torch.nn.LeakyReLU)] == [0.2]

@@ -119,6 +119,7 @@ BAD_CONFIGS = [
     ("+model.penalty_criterion.variance=1.0", "unknown penalties ['variance']"),
     ("model.minmax_loss.loss_transform=huber", "model.minmax_loss.loss_transform='huber'"),
     ("model.mmd_loss.fix_sigma=0", "model.mmd_loss.fix_sigma=0"),
+    ("model/autoencoder=poly_ae model.autoencoder.activation=relu6", "model.autoencoder.activation='relu6' is unknown"),
     ("datamodule.dataset.corr_prob=1.5", "datamodule.dataset.corr_prob=1.5"),
     # types and finiteness: refused by name, never truncated (8.5 -> 8) or passed on as NaN/inf
     ("datamodule.dataset.z_dim=abc", "datamodule.dataset.z_dim='abc' must be a whole number"),
@@ -140,7 +141,7 @@ BAD_CONFIGS = [
 def test_bad_config_fails_before_any_work(tmp_path, compose, override, message):
     run_dir = tmp_path / "run"
     with pytest.raises(ConfigError) as err:
-        run(compose([override]), run_dir=run_dir)
+        run(compose(override.split()), run_dir=run_dir)
     assert message in str(err.value)
     assert not run_dir.exists()
 

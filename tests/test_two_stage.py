@@ -12,17 +12,17 @@ from mdcrl.train import run
 from mdcrl.validation import ConfigError
 
 STAGE1, STAGE2 = [c for c in seed_commands() if "poly" in c]
+# The small case a new user tries first (docs/polynomial.md): every other setting at its default,
+# the spurious boxes inside the default [-5, 5], where z_S explains ~3% of x's variance.
 SMALL_POLY = [
     "model/autoencoder=poly_ae",
     "model.penalty_criterion.minmax=0.",
     "datamodule.dataset.linear=False",
     "datamodule.dataset.polynomial_degree=2",
     "datamodule.dataset.z_dim=4",
-    "datamodule.dataset.x_dim=20",
-    "datamodule.dataset.num_domains=4",
+    "datamodule.dataset.x_dim=24",
+    "datamodule.dataset.num_domains=8",
     "model.save_encoded_data=True",
-    # z_S lives in [0, 1]: spurious boxes inside [-1, 1] keep both blocks visible in x after standardisation
-    "datamodule.dataset.domain_dist_ranges=[-1,1]",
 ]
 
 
@@ -33,7 +33,7 @@ def tree_digest(path):
 @pytest.fixture(scope="module")
 def stage1(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("stage1")
-    metrics = run(compose_config(QUIET + SMALL_POLY + ["seed=1"], tiny=False), run_dir=run_dir)
+    metrics = run(compose_config(QUIET + SMALL_POLY + ["seed=1235"], tiny=False), run_dir=run_dir)
     return run_dir, metrics
 
 
@@ -45,7 +45,7 @@ def stage2(run_path, run_dir, minmax):
             "datamodule=mixing_encoded",
             f"run_path={run_path}",
             f"model.penalty_criterion.minmax={minmax}",
-            "seed=1",
+            "seed=1235",
         ],
         tiny=False,
     )
@@ -54,10 +54,10 @@ def stage2(run_path, run_dir, minmax):
 
 def test_stage1_reconstructs_and_saves_encodings(stage1):
     run_dir, metrics = stage1
-    assert metrics["recon_mse"] < 0.01  # x is standardised: 1% of its variance
-    assert metrics["r2_z_from_h"] > 0.95  # the encoder is (close to) affine in z
+    assert metrics["recon_mse"] < 1e-3  # x is standardised: 0.1% of its variance
+    assert metrics["r2_z_from_h"] >= 0.99  # the encoder is affine in z, up to 1%
     meta = json.loads((run_dir / "encoded" / "metadata.json").read_text())
-    assert meta["num_domains"] == 4 and meta["z_dim_invariant_true"] == 2 and meta["z_hat_dim"] == 4
+    assert meta["num_domains"] == 8 and meta["z_dim_invariant_true"] == 2 and meta["z_hat_dim"] == 4
     assert {p.name for p in (run_dir / "encoded").iterdir()} == {
         "metadata.json",
         "train.safetensors",
@@ -72,8 +72,8 @@ def test_stage2_minmax_separates_and_never_touches_stage1(stage1, tmp_path):
     with_penalty = stage2(run_path, tmp_path / "minmax", 1.0)
     without = stage2(run_path, tmp_path / "none", 0.0)
     assert tree_digest(run_path) == before
-    assert with_penalty["r2_zinv_from_hinv"] >= 0.9
-    assert with_penalty["r2_zsp_from_hinv"] <= 0.1
+    assert with_penalty["r2_zinv_from_hinv"] >= 0.95
+    assert with_penalty["r2_zsp_from_hinv"] <= 0.02
     assert without["r2_zsp_from_hinv"] >= with_penalty["r2_zsp_from_hinv"] + 0.2
 
 

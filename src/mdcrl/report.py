@@ -30,8 +30,9 @@ from mdcrl.settings import PRESENTATION_SETTINGS
 HEADLINE_METRICS = ("r2_zinv_from_hinv", "r2_zsp_from_hinv")
 ROWS = ("z_dim", "num_domains")
 # Config entries that may differ between the seeds of one cell without mixing experiments: the seed,
-# the presentation settings (one list, mdcrl.settings), where training started from, and the loggers.
-PER_RUN_KEYS = ("seed", *PRESENTATION_SETTINGS, "ckpt_path", "logger")
+# the presentation settings (one list, mdcrl.settings), where training started from, the loggers, and
+# a stage-2 run's stage-1 run (run_path: in a two-stage sweep, each replicate has its own stage 1).
+PER_RUN_KEYS = ("seed", "run_path", *PRESENTATION_SETTINGS, "ckpt_path", "logger")
 
 
 @dataclass
@@ -117,7 +118,9 @@ def scm_name(config: dict) -> str:
 
 def describe(run: Run, columns: str) -> dict:
     ds = (run.config.get("datamodule") or {}).get("dataset") or {}
-    row = {"z_dim": ds.get("z_dim", run.config.get("model", {}).get("z_dim")), "num_domains": ds.get("num_domains")}
+    recorded = run.info.get("data") or {}  # run.json: the data's dimensions (stage 2 has them only there)
+    z_dim = ds.get("z_dim") or recorded.get("z_dim") or run.config.get("model", {}).get("z_dim")
+    row = {"z_dim": z_dim, "num_domains": ds.get("num_domains") or recorded.get("num_domains")}
     if columns == "tags":
         row["column"] = "/".join(run.info.get("tags") or []) or "untagged"
     else:
@@ -137,8 +140,8 @@ def cell_problems(cell_runs: list[Run]) -> list[str]:
     )
     if differing:
         problems.append(f"mixed settings {differing}")
-    seeds = [r.config.get("seed") for r in cell_runs]
-    repeated = sorted({str(s) for s in seeds if seeds.count(s) > 1})
+    replicates = [(r.config.get("seed"), r.config.get("run_path")) for r in cell_runs]
+    repeated = sorted({str(seed) for seed, path in replicates if replicates.count((seed, path)) > 1})
     if repeated:
         problems.append(f"seeds {repeated} counted more than once (the same run in two directories?)")
     versions = {r.info.get("mdcrl_version") for r in cell_runs}

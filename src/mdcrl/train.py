@@ -86,6 +86,8 @@ def fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData | None =
     write_hydra_files(run_dir, config)
     clock = RunClock()
     info = run_info(settings, previous, fingerprint)
+    # The data's dimensions, also when the config does not hold them (stage 2 reads them from stage 1).
+    info["data"] = {"z_dim": data.z_dim_true, "z_dim_stable": data.z_dim_stable_true, "num_domains": data.num_domains}
     if previous.resume_from:
         log.info("resuming the unfinished run in %s from %s (epoch %d)", run_dir, previous.resume_from, previous.resume_epoch)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(config, resolve=True))

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from mdcrl.data.base import SPLITS
 from mdcrl.data.mixing import mixing_dims
 from mdcrl.data.polynomial import num_monomials
+from mdcrl.models.autoencoders import ACTIVATIONS
 from mdcrl.errors import ConfigError
 from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
 
@@ -220,6 +221,11 @@ def validate_model(model) -> None:
         "(copies trained at once; the one with the lowest val/selection is kept).",
     )
     _require(isinstance(model.get("whiten", False), bool), f"{p}.whiten={model.get('whiten')!r} must be true or false.")
+    activation = (model.get("autoencoder") or {}).get("activation", "leaky_relu")
+    _require(
+        activation in ACTIVATIONS,
+        f"{p}.autoencoder.activation={activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}.",
+    )
     scheduler = model.get("scheduler") or {}
     _require(
         scheduler.get("name", "plateau") in ("plateau", "cosine"),

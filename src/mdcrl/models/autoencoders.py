@@ -15,18 +15,37 @@ def linear_autoencoder(x_dim: int, z_dim: int, restarts: int = 1) -> Autoencoder
     return Autoencoder(StackedLinear(restarts, x_dim, z_dim), StackedLinear(restarts, z_dim, x_dim), restarts)
 
 
-def mlp(dims: list[int], negative_slope: float = 0.01, batch_norm: bool = False, restarts: int = 1) -> nn.Sequential:
-    """Linear layers with LeakyReLU (and optional batch norm) between them, none after the last.
+# Hidden-layer nonlinearities. SiLU is smooth: the polynomial stage-1 encoder must invert a smooth
+# map to ~1e-4 reconstruction error before the weak stable block is recovered (docs/polynomial.md),
+# which a piecewise-linear LeakyReLU net of the same width reaches far more slowly.
+ACTIVATIONS = {"leaky_relu": None, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+def activation_layer(name: str, negative_slope: float) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"model.autoencoder.activation={name!r} is unknown; choose one of {sorted(ACTIVATIONS)}")
+    return nn.LeakyReLU(negative_slope) if name == "leaky_relu" else ACTIVATIONS[name]()
+
+
+def mlp(
+    dims: list[int],
+    negative_slope: float = 0.01,
+    batch_norm: bool = False,
+    restarts: int = 1,
+    activation: str = "leaky_relu",
+) -> nn.Sequential:
+    """Linear layers with an activation (and optional batch norm) between them, none after the last.
     Without batch norm the layers are stacked over ``restarts``; batch norm needs restarts = 1."""
     if batch_norm and restarts != 1:
         raise ValueError("an MLP with batch_norm=true trains one restart at a time: set model.restarts=1")
+    activation_layer(activation, negative_slope)  # an unknown name fails before any layer is built
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         layers.append(nn.Linear(a, b) if batch_norm else StackedLinear(restarts, a, b))
         if i < len(dims) - 2:
             if batch_norm:
                 layers.append(nn.BatchNorm1d(b))
-            layers.append(nn.LeakyReLU(negative_slope))
+            layers.append(activation_layer(activation, negative_slope))
     return nn.Sequential(*layers)
 
 
@@ -56,9 +75,10 @@ def polynomial_autoencoder(
     hidden_dims: list[int] = (200, 200),
     negative_slope: float = 0.01,
     restarts: int = 1,
+    activation: str = "leaky_relu",
 ) -> Autoencoder:
-    """MLP encoder (LeakyReLU) with a polynomial decoder (polynomial stage 1)."""
-    encoder = mlp([x_dim, *hidden_dims, z_dim], negative_slope, restarts=restarts)
+    """MLP encoder with a polynomial decoder (polynomial stage 1)."""
+    encoder = mlp([x_dim, *hidden_dims, z_dim], negative_slope, restarts=restarts, activation=activation)
     return Autoencoder(encoder, PolynomialDecoder(z_dim, x_dim, degree, restarts), restarts)
 
 
@@ -69,12 +89,13 @@ def mlp_autoencoder(
     negative_slope: float = 0.01,
     batch_norm: bool = False,
     restarts: int = 1,
+    activation: str = "leaky_relu",
 ) -> Autoencoder:
     """MLP encoder and mirrored MLP decoder."""
     hidden = list(hidden_dims)
     return Autoencoder(
-        mlp([x_dim, *hidden, z_dim], negative_slope, batch_norm, restarts),
-        mlp([z_dim, *hidden[::-1], x_dim], negative_slope, batch_norm, restarts),
+        mlp([x_dim, *hidden, z_dim], negative_slope, batch_norm, restarts, activation),
+        mlp([z_dim, *hidden[::-1], x_dim], negative_slope, batch_norm, restarts, activation),
         restarts,
     )
 
