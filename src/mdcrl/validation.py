@@ -18,8 +18,8 @@ from omegaconf import OmegaConf
 from mdcrl.data.base import SPLITS
 from mdcrl.data.mixing import mixing_dims
 from mdcrl.data.polynomial import num_monomials
-from mdcrl.models.autoencoders import ACTIVATIONS
 from mdcrl.errors import ConfigError
+from mdcrl.models.autoencoders import ACTIVATIONS
 from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
 
 _MISSING = object()
