@@ -147,3 +147,20 @@ def test_report_flags_bad_runs_and_still_reports_the_good_ones(tmp_path, capsys)
     assert exit_.value.code == 2 and "error: no run directories" in capsys.readouterr().err
     assert report_main([str(tmp_path / "missing")]) == 2
     assert "no such path" in capsys.readouterr().err
+
+
+def test_report_places_stage2_runs_by_their_recorded_data_and_counts_each_stage1_run(tmp_path):
+    """Stage-2 configs hold no dataset: z_dim and num_domains come from run.json's data record, and the
+    replicates of a two-stage sweep share the stage-2 seed but not their stage-1 run."""
+    runs = tmp_path / "runs"
+    for name, r2 in (("s1", 0.9), ("s2", 0.8)):
+        path = runs / name
+        path.mkdir(parents=True)
+        (path / "config.yaml").write_text(f"seed: 1235\nrun_path: stage1/{name}\nmodel:\n  penalty_criterion:\n    minmax: 1.0\n")
+        info = {"status": "finished", "mdcrl_version": "0.1.0", "tags": [], "data": {"z_dim": 14, "num_domains": 16}}
+        (path / "run.json").write_text(json.dumps(info))
+        (path / "metrics.json").write_text(json.dumps({"r2_zinv_from_hinv": r2}))
+    result = write_report([runs], tmp_path / "out", ["r2_zinv_from_hinv"], plots=False)
+    row = result["table"].iloc[0]
+    assert (row["z_dim"], row["num_domains"], row["count"]) == (14, 16, 2) and row["mean"] == pytest.approx(0.85)
+    assert result["problems"] == []

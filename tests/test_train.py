@@ -34,6 +34,7 @@ def test_run_writes_directory_and_all_metrics(tmp_path, compose):
     assert saved == json.loads(json.dumps(metrics))
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["status"] == "finished" and info["tags"] == ["linear-uniform", "minmax"]
+    assert info["data"] == {"z_dim": 8, "z_dim_stable": 4, "num_domains": 4}  # the report reads stage 2's here
     assert (tmp_path / "config.yaml").exists()
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     # per-epoch validation curves in the CSV
