@@ -7,6 +7,7 @@
 #     --part sweep   the authors' figure: degree {2, 3} x z_dim {6, 8, 10, 12, 14}, x_dim 200, 16 domains
 #                    (includes the seed's setting)
 #     (no --part: all three)          --quick: a smoke test, 2 seeds, 20 epochs, small z_dims
+#     --degree D     restrict the sweep part to degree D (repeatable; default 2 and 3)
 # Results go to multirun/polynomial/ and the report to docs/results/polynomial/.
 # Stage 1 runs in multirun/polynomial/stage1/<case>-p<degree>-z<z_dim>-seed<seed>, a name made from its
 # overrides; stage 2 builds run_path from the same values, so no path is copied by hand, and runs
@@ -23,9 +24,11 @@ SEEDS=(1235 4256 49685 7383 9271)
 EPOCHS=(trainer.max_epochs=200) SMALL_EPOCHS=() STAGE2_EPOCHS=()
 SWEEP_DEGREES=(2 3) SWEEP_ZDIMS=(6 8 10 12 14)
 PARTS=()
+DEGREES=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --part) PARTS+=("$2"); shift 2 ;;
+    --degree) DEGREES+=("$2"); shift 2 ;;
     --quick)
       SWEEP=multirun/polynomial-quick OUT=docs/results/polynomial-quick SEEDS=(1235 4256)
       EPOCHS=(trainer.max_epochs=20) SMALL_EPOCHS=(trainer.max_epochs=20) STAGE2_EPOCHS=(trainer.max_epochs=20)
@@ -35,6 +38,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ ${#PARTS[@]} -gt 0 ]] || PARTS=(small seed sweep)
+[[ ${#DEGREES[@]} -eq 0 ]] || SWEEP_DEGREES=("${DEGREES[@]}")
 wanted() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
 join() { local IFS=,; echo "$*"; }
 QUIET=(trainer.enable_progress_bar=false print_metrics=false "$@")
