@@ -8,6 +8,7 @@
 #                    (includes the seed's setting)
 #     (no --part: all three)          --quick: a smoke test, 2 seeds, 20 epochs, small z_dims
 #     --degree D     restrict the sweep part to degree D (repeatable; default 2 and 3)
+#     --zdim Z       restrict the sweep part to z_dim Z (repeatable; default 6 8 10 12 14)
 # Results go to multirun/polynomial/ and the report to docs/results/polynomial/.
 # Stage 1 runs in multirun/polynomial/stage1/<case>-p<degree>-z<z_dim>-seed<seed>, a name made from its
 # overrides; stage 2 builds run_path from the same values, so no path is copied by hand, and runs
@@ -25,10 +26,12 @@ EPOCHS=(trainer.max_epochs=200) SMALL_EPOCHS=() STAGE2_EPOCHS=()
 SWEEP_DEGREES=(2 3) SWEEP_ZDIMS=(6 8 10 12 14)
 PARTS=()
 DEGREES=()
+ZDIMS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --part) PARTS+=("$2"); shift 2 ;;
     --degree) DEGREES+=("$2"); shift 2 ;;
+    --zdim) ZDIMS+=("$2"); shift 2 ;;
     --quick)
       SWEEP=multirun/polynomial-quick OUT=docs/results/polynomial-quick SEEDS=(1235 4256)
       EPOCHS=(trainer.max_epochs=20) SMALL_EPOCHS=(trainer.max_epochs=20) STAGE2_EPOCHS=(trainer.max_epochs=20)
@@ -39,6 +42,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ ${#PARTS[@]} -gt 0 ]] || PARTS=(small seed sweep)
 [[ ${#DEGREES[@]} -eq 0 ]] || SWEEP_DEGREES=("${DEGREES[@]}")
+[[ ${#ZDIMS[@]} -eq 0 ]] || SWEEP_ZDIMS=("${ZDIMS[@]}")
 wanted() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
 join() { local IFS=,; echo "$*"; }
 QUIET=(trainer.enable_progress_bar=false print_metrics=false "$@")
