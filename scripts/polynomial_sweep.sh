@@ -4,6 +4,8 @@
 #     --part small   the small case a new user tries first: z_dim 4, degree 2, x_dim 24, 8 domains,
 #                    every other setting at its default (batch 1024, 300 epochs, poly_ae's 4 restarts)
 #     --part seed    the seed README's setting: degree 3, z_dim 14, x_dim 200, 16 domains
+#     --part small-before   the small case with the stage-1 recipe before docs/polynomial.md (LeakyReLU,
+#                    one copy, ReduceLROnPlateau, batch 1024), restored by overrides, for comparison
 #     --part sweep   the authors' figure: degree {2, 3} x z_dim {6, 8, 10, 12, 14}, x_dim 200, 16 domains
 #                    (includes the seed's setting)
 #     (no --part: all three)          --quick: a smoke test, 2 seeds, 20 epochs, small z_dims
@@ -80,6 +82,15 @@ if wanted small; then
     seed="$SEED_LIST" "${SMALL_EPOCHS[@]}" "hydra.sweep.dir=$SWEEP/stage1" 'hydra.sweep.subdir=x24-p2-z4-seed${seed}' \
     "${QUIET[@]}" --multirun
   stage2 2 x24-p2-z4
+fi
+if wanted small-before; then
+  python run_training.py model/autoencoder=poly_ae model.penalty_criterion.minmax=0. datamodule.dataset.linear=False \
+    datamodule.dataset.polynomial_degree=2 datamodule.dataset.z_dim=4 datamodule.dataset.x_dim=24 datamodule.dataset.num_domains=8 \
+    model.autoencoder.activation=leaky_relu model.restarts=1 model.scheduler.name=plateau datamodule.batch_size=1024 \
+    model.save_encoded_data=True '~callbacks.visualization_callback' "logger.wandb.tags=[poly-p2-before,stage1]" \
+    seed="$SEED_LIST" "${SMALL_EPOCHS[@]}" "hydra.sweep.dir=$SWEEP/stage1" 'hydra.sweep.subdir=before-x24-p2-z4-seed${seed}' \
+    "${QUIET[@]}" --multirun
+  stage2 2-before before-x24-p2-z4
 fi
 if wanted seed; then
   stage1_x200 3 14
