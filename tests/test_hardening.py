@@ -74,8 +74,9 @@ def csv_epochs(run_dir):
     return frame[frame["val/loss"].notna()]["epoch"].astype(int).tolist()
 
 
-def test_kill_and_resume_keeps_curves_and_gives_the_uninterrupted_metrics(tmp_path, compose, monkeypatch):
-    cfg = compose(["trainer.max_epochs=8", "callbacks.early_stopping=null"])
+@pytest.mark.parametrize("selection_epochs", ["null", "3"])  # 3: the kill falls after the restarts narrowed
+def test_kill_and_resume_keeps_curves_and_gives_the_uninterrupted_metrics(tmp_path, compose, monkeypatch, selection_epochs):
+    cfg = compose(["trainer.max_epochs=8", "callbacks.early_stopping=null", f"model.restart_selection_epochs={selection_epochs}"])
     run(cfg, run_dir=tmp_path / "whole")
     killed_once(monkeypatch, 5)
     with pytest.raises(BaseException, match="killed"):

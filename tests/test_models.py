@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import torch
 
 from mdcrl.models.autoencoders import linear_autoencoder, mlp_autoencoder, polynomial_autoencoder
@@ -33,6 +34,42 @@ def test_stacked_restarts_are_independent_copies():
     assert torch.allclose(ae.encode(x), h[2])
     (h[0].sum()).backward()  # a loss of restart 0 reaches only restart 0's weights
     assert ae.encoder.weight.grad[1:].abs().max() == 0 and ae.encoder.weight.grad[0].abs().max() > 0
+
+
+def test_only_chosen_computes_the_chosen_copy_alone():
+    torch.manual_seed(0)
+    ae = mlp_autoencoder(6, 3, hidden_dims=[5], restarts=3)
+    x = torch.randn(40, 6)
+    h_all, x_hat_all, _ = ae.forward_restarts(x)
+    ae.chosen.fill_(1)
+    ae.only_chosen = True
+    h, x_hat, _ = ae.forward_restarts(x)
+    assert h.shape == (1, 40, 3) and x_hat.shape == (1, 40, 6)
+    assert torch.allclose(h[0], h_all[1], atol=1e-6) and torch.allclose(x_hat[0], x_hat_all[1], atol=1e-6)
+    assert torch.allclose(ae.encode(x), h_all[1], atol=1e-6) and ae.chosen_position == 0
+    x_hat.sum().backward()  # only the chosen copy's slices get a gradient
+    grad = ae.encoder[0].weight.grad
+    assert grad[1].abs().max() > 0 and grad[[0, 2]].abs().max() == 0
+    ae.only_chosen = False
+    assert ae.forward_restarts(x)[0].shape == (3, 40, 3)
+
+
+def test_restart_selection_trains_the_chosen_copy_as_it_would_have_been_trained(tmp_path, compose):
+    """Narrowing after restart_selection_epochs drops the other copies' work only: the chosen copy's
+    weights after the last epoch are those it reaches when every copy trains to the end."""
+    base = ["model.restarts=3", "trainer.max_epochs=8", "callbacks.early_stopping=null"]
+    run(compose([*base, "model.restart_selection_epochs=null"]), run_dir=tmp_path / "all")
+    run(compose([*base, "model.restart_selection_epochs=3"]), run_dir=tmp_path / "narrowed")
+    last = {
+        d: torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for d in ("all", "narrowed")
+    }
+    chosen = int(last["narrowed"]["autoencoder.chosen"])
+    for name in ("autoencoder.encoder.weight", "autoencoder.decoder.weight"):
+        assert torch.allclose(last["narrowed"][name][chosen], last["all"][name][chosen], rtol=1e-4, atol=1e-6)
+        others = [r for r in range(3) if r != chosen]
+        assert not torch.allclose(last["narrowed"][name][others], last["all"][name][others], atol=1e-6)
+    curves = pd.read_csv(tmp_path / "narrowed" / "csv" / "metrics.csv")
+    assert curves["val/selection"].notna().sum() == 8 and curves["val/log_selection"].notna().sum() == 8
 
 
 def test_whitened_model_takes_raw_inputs_and_reconstructs_in_input_space():

@@ -107,6 +107,19 @@ def test_non_finite_loss_stops_with_error_and_keeps_checkpoint(tmp_path, compose
     assert all(torch.isfinite(v).all() for v in state.values())
 
 
+def test_early_stopping_waits_for_min_epochs_then_stops_a_run_that_no_longer_improves(tmp_path, compose):
+    # min_delta 10 in log units: no epoch counts as an improvement, so the run stops as soon as
+    # trainer.min_epochs allows (patience 2 ran out at epoch 2).
+    stop = [
+        "trainer.max_epochs=9",
+        "trainer.min_epochs=5",
+        "callbacks.early_stopping.patience=2",
+        "callbacks.early_stopping.min_delta=10",
+    ]
+    run(compose(stop), run_dir=tmp_path)
+    assert json.loads((tmp_path / "run.json").read_text())["epochs"] == 5
+
+
 BAD_CONFIGS = [
     ("datamodule.dataset.z_dim_invariant=9", "datamodule.dataset.z_dim_invariant=9"),
     ("datamodule.dataset.z_dim_invariant=0", "datamodule.dataset.z_dim_invariant=0"),
@@ -122,6 +135,7 @@ BAD_CONFIGS = [
     ("model.mmd_loss.fix_sigma=0", "model.mmd_loss.fix_sigma=0"),
     ("model/autoencoder=poly_ae model.autoencoder.activation=relu6", "model.autoencoder.activation='relu6' is unknown"),
     ("datamodule.dataset.corr_prob=1.5", "datamodule.dataset.corr_prob=1.5"),
+    ("model.restart_selection_epochs=0", "model.restart_selection_epochs=0 must be an integer >= 1"),
     # types and finiteness: refused by name, never truncated (8.5 -> 8) or passed on as NaN/inf
     ("datamodule.dataset.z_dim=abc", "datamodule.dataset.z_dim='abc' must be a whole number"),
     ("seed=abc", "seed='abc' must be a whole number"),

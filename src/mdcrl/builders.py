@@ -112,6 +112,7 @@ def build_module(settings: RunSettings, data: MultiDomainData) -> MultiDomainAut
         z_dim_stable_true=data.z_dim_stable_true,
         penalties=settings.penalties,
         optim=settings.optim,
+        restart_selection_epochs=settings.model.restart_selection_epochs,
     )
 
 

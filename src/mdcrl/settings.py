@@ -77,6 +77,7 @@ class ModelSettings:
     restarts: int
     whiten: bool
     save_encoded_data: bool
+    restart_selection_epochs: int | None = None  # then only the chosen copy trains on (module.py)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class RunSettings:
             restarts=int(m.get("restarts", 1)),
             whiten=bool(m.get("whiten", False)),
             save_encoded_data=bool(m.get("save_encoded_data", False)),
+            restart_selection_epochs=m.get("restart_selection_epochs"),
         )
         data = DataSettings(dm.pop("name"), int(dm.pop("batch_size")), dm)
         trainer = TrainerSettings(int(tr.pop("max_epochs")), tr, dict(c.get("callbacks") or {}), dict(c.get("logger") or {}))
@@ -179,6 +181,7 @@ class RunSettings:
             "z_dim": m.z_dim,
             "z_dim_invariant": m.z_dim_stable,
             "restarts": m.restarts,
+            "restart_selection_epochs": m.restart_selection_epochs,
             "whiten": m.whiten,
             "penalty_weight": p.scale,
             "penalty_reduction": p.reduction,

@@ -7,7 +7,7 @@ Run directory:
   config.yaml      the resolved config (Hydra layout; a re-run compares it to skip or resume)
   .hydra/          Hydra's record of a command-line run, written once the config is accepted
   run.json         status (running | finished | failed), tags, seed, epochs, times (fit, evaluate,
-                   wall), version, error, attempts, resumed_from when an interrupted run was
+                   wall, data), version, error, attempts, resumed_from when an interrupted run was
                    continued, the restarts' validation selection scores and the chosen restart, the
                    whitening's dimensions, the data's sha256 (rundir.data_fingerprint). Across a
                    kill and resume, `started` is the first attempt's and wall_time_s adds the
@@ -77,8 +77,10 @@ def fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData | None =
         return finished_run(settings, run_dir, data, previous)
     set_threads(settings.num_threads)
     L.seed_everything(settings.seed, workers=True, verbose=False)
+    data_start = time.perf_counter()
     if data is None:
         data = build_data(settings)  # before anything is written: a bad run_path or file leaves no trace
+    data_time_s = time.perf_counter() - data_start
     z_dim, _ = model_dims(settings.model, data)
     if settings.check_memory:
         check_model_memory(settings, data, z_dim)
@@ -88,6 +90,7 @@ def fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData | None =
     info = run_info(settings, previous, fingerprint)
     # The data's dimensions, also when the config does not hold them (stage 2 reads them from stage 1).
     info["data"] = {"z_dim": data.z_dim_true, "z_dim_stable": data.z_dim_stable_true, "num_domains": data.num_domains}
+    info["data_time_s"] = data_time_s
     if previous.resume_from:
         log.info("resuming the unfinished run in %s from %s (epoch %d)", run_dir, previous.resume_from, previous.resume_epoch)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(config, resolve=True))

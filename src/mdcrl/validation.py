@@ -220,6 +220,13 @@ def validate_model(model) -> None:
         f"{p}.restarts={restarts!r} must be an integer >= 1 "
         "(copies trained at once; the one with the lowest val/selection is kept).",
     )
+    selection_epochs = model.get("restart_selection_epochs")
+    _require(
+        selection_epochs is None
+        or (isinstance(selection_epochs, int) and not isinstance(selection_epochs, bool) and selection_epochs >= 1),
+        f"{p}.restart_selection_epochs={selection_epochs!r} must be an integer >= 1 (epochs before only the best "
+        "copy trains on) or null (every copy trains to the end).",
+    )
     _require(isinstance(model.get("whiten", False), bool), f"{p}.whiten={model.get('whiten')!r} must be true or false.")
     activation = (model.get("autoencoder") or {}).get("activation", "leaky_relu")
     _require(

@@ -41,6 +41,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         z_dim_stable_true: int,
         penalties: PenaltySettings,
         optim: OptimSettings,
+        restart_selection_epochs: int | None = None,
     ):
         super().__init__()
         self.autoencoder = autoencoder
@@ -49,6 +50,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         self.z_dim_stable_true = z_dim_stable_true
         self.penalties = penalties
         self.optim = optim
+        self.restart_selection_epochs = restart_selection_epochs
         self.automatic_optimization = False
         self._warned_bandwidth = False
         self._val_outputs: list = []
@@ -180,35 +182,69 @@ class MultiDomainAutoencoder(L.LightningModule):
             sums[name] = sums.get(name, 0.0) + value.detach() * n
         sums["_count"] += n
 
-    def _log_epoch(self, stage: str) -> None:
+    def _epoch_values(self, stage: str) -> dict:
+        """The epoch's sample-weighted means of the chosen copy's terms, by logged name; at "val", the
+        copy with the lowest selection score becomes the chosen one first (until restarts narrow)."""
         sums = self._epoch_sums.pop(stage, None)
         if not sums:
-            return
+            return {}
         count = sums.pop("_count")
         means = {name: total / count for name, total in sums.items()}
-        if stage == "val":  # the restart with the lowest selection score becomes the chosen one
+        if stage == "val":
+            # log(selection): early stopping on it with min_delta d stops when the score has not
+            # fallen by a factor exp(d) (d = 0.01: 1%) for `patience` epochs, at any scale of the loss.
+            means["log_selection"] = torch.log(means["selection"].clamp_min(1e-30))
+        if stage == "val" and not self.autoencoder.only_chosen:  # the lowest selection score becomes the chosen one
             self.autoencoder.chosen.copy_(torch.argmin(means["selection"]))
-        chosen = self.autoencoder.chosen
-        self.log_dict({f"{stage}/{name}": value[chosen] for name, value in means.items()})
+        chosen = self.autoencoder.chosen_position
+        return {f"{stage}/{name}": value[chosen] for name, value in means.items()}
+
+    def _publish(self, values: dict) -> None:
+        """Epoch values: to the loggers (the curves) directly, and through self.log only those a
+        callback or the plateau scheduler monitors. Lightning's self.log costs ~1 ms per value
+        (its result collection), ~20 values an epoch: as much as the small models' training steps."""
+        if self.trainer.sanity_checking or not values:
+            return
+        monitored = {getattr(cb, "monitor", None) for cb in self.trainer.callbacks} | {self.optim.scheduler.get("monitor")}
+        self.log_dict({k: v for k, v in values.items() if k in monitored}, logger=False)
+        if self.loggers:
+            row = {k: float(v) for k, v in values.items()} | {"epoch": self.current_epoch}
+            for logger in self.loggers:
+                logger.log_metrics(row, step=self.global_step)
+
+    def _narrow_restarts(self) -> None:
+        # After restart_selection_epochs only the chosen copy trains: the choice made at the end of
+        # that epoch's validation is final. A function of the epoch alone, so a resumed run narrows
+        # exactly where the uninterrupted one did (the chosen index is in the checkpoint).
+        last = self.restart_selection_epochs
+        self.autoencoder.only_chosen = last is not None and self.current_epoch >= last
+
+    def on_train_epoch_start(self):
+        self._narrow_restarts()
+
+    def on_validation_epoch_start(self):
+        self._narrow_restarts()
+
+    def on_fit_end(self):
+        self.autoencoder.only_chosen = False  # evaluation and later use see every copy again
 
     def on_train_epoch_end(self):
-        self._log_epoch("train")
+        self._publish(self._epoch_values("train"))
 
     def on_validation_epoch_end(self):
-        self._log_epoch("val")
+        values = self._epoch_values("val")
+        if self._val_outputs:
+            h = np.concatenate([o[0][self.autoencoder.chosen_position] for o in self._val_outputs])
+            z = np.concatenate([o[1] for o in self._val_outputs])
+            self._val_outputs.clear()
+            if len(h) >= 8 and np.isfinite(h).all():
+                values.update({f"val/{n}": v for n, v in split_half_r2(h, z, self.z_dim_stable, self.z_dim_stable_true).items()})
+        self._publish(values)
         scheduler = self.lr_schedulers()
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not self.trainer.sanity_checking:
             monitor = self.optim.scheduler.get("monitor", "val/loss")
             if monitor in self.trainer.callback_metrics:
                 scheduler.step(float(self.trainer.callback_metrics[monitor]))
-        if not self._val_outputs:
-            return
-        h = np.concatenate([o[0][self.chosen_restart] for o in self._val_outputs])
-        z = np.concatenate([o[1] for o in self._val_outputs])
-        self._val_outputs.clear()
-        if len(h) >= 8 and np.isfinite(h).all():
-            curves = split_half_r2(h, z, self.z_dim_stable, self.z_dim_stable_true)
-            self.log_dict({f"val/{n}": v for n, v in curves.items()})
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)

@@ -1,0 +1,92 @@
+"""Wall time of the linear grid's runs through the real entry point (python run_training.py ...).
+
+1. a fixed slice of the grid: the seed README's first linear command (min-max, independent SCM)
+   with z_dim=8,16, num_domains=4,8, seed=1235,4256: 8 runs through the default parallel launcher
+   (2 workers), and the full grid's time extrapolated from it (480 runs at the slice's pace: a lower
+   bound, since the slice holds the grid's cheapest cells and no MMD);
+2. the breakdown of one default run (python run_training.py, no overrides): start-up (process,
+   imports, Hydra, validation, exit), data, training, evaluation, the rest (writing the run directory).
+
+Run: python benchmarks/bench_grid.py [--skip-slice]   (about a minute)
+To time another checkout, run its copy of this file with PYTHONPATH=<checkout>/src.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SLICE = [
+    "ckpt_path=null",
+    "model=mixing_synthetic",
+    "model.penalty_criterion.minmax=1.",
+    "model.penalty_criterion.mmd=0.",
+    "datamodule=mixing",
+    "datamodule.batch_size=1024",
+    "datamodule.dataset.linear=True",
+    "datamodule.dataset.z_dim=8,16",
+    "datamodule.dataset.num_domains=4,8",
+    "~callbacks.visualization_callback",
+    'logger.wandb.tags=["linear-uniform","minmax"]',
+    "datamodule.dataset.correlated_z=False",
+    "seed=1235,4256",
+]
+QUIET = ["trainer.enable_progress_bar=false", "print_metrics=false"]
+
+
+def run_command(overrides: list[str], multirun: bool = False) -> float:
+    start = time.perf_counter()
+    command = [sys.executable, "run_training.py", *overrides, *QUIET, *(["--multirun"] if multirun else [])]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def grid_slice() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        wall = run_command([*SLICE, f"hydra.sweep.dir={tmp}"], multirun=True)
+        runs = [json.loads(p.read_text()) for p in Path(tmp).glob("*/run.json")]
+        metrics = [json.loads(p.read_text()) for p in Path(tmp).glob("*/metrics.json")]
+    epochs = [r["epochs"] for r in runs]
+    r2 = [m["r2_zinv_from_hinv"] for m in metrics]
+    print(f"grid slice: {len(runs)} runs in {wall:.1f} s wall ({wall / len(runs):.2f} s per run, 2 workers)")
+    print(f"  epochs {min(epochs)}-{max(epochs)} (mean {statistics.mean(epochs):.0f}); r2_zinv_from_hinv min {min(r2):.4f}")
+    print(f"  full grid (480 runs) at this pace: {480 * wall / len(runs) / 60:.1f} min")
+
+
+def breakdown() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        wall = run_command([f"hydra.run.dir={tmp}"])
+        info = json.loads((Path(tmp) / "run.json").read_text())
+    run_wall = info["wall_time_s"]
+    data = info.get("data_time_s")
+    parts = {
+        "start-up": wall - run_wall,
+        "data": data,
+        "training": info["fit_time_s"],
+        "evaluation": info["evaluate_time_s"],
+    }
+    parts["writing and other"] = run_wall - sum(v for k, v in parts.items() if k != "start-up" and v is not None)
+    print(f"default run: {wall:.1f} s wall, {info['epochs']} epochs")
+    for name, value in parts.items():
+        print(f"  {name:20s} {'n/a (in other)' if value is None else f'{value:6.2f} s'}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-slice", action="store_true")
+    args = parser.parse_args()
+    breakdown()
+    if not args.skip_slice:
+        grid_slice()
+
+
+if __name__ == "__main__":
+    main()
