@@ -2,7 +2,7 @@
 naive loop reference (tests/naive_penalties.py) measured in the same run.
 
 Setting: batch 1024, z_dim 64 (32 stable), 16 domains, top_k 5.
-Run: python benchmarks/bench_penalties.py
+Run: python benchmarks/bench_penalties.py [--threads N]   (a sweep's runs use 1 thread each)
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def fwd_bwd(penalty, h, domains, **kw):
 
 
 def main():
+    if "--threads" in sys.argv:
+        torch.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
     torch.manual_seed(0)
     h = torch.randn(BATCH, D_S)
     domains = torch.randint(0, K, (BATCH,))
