@@ -50,3 +50,13 @@ def test_estimator_defaults_are_the_packaged_ones():
     assert settings.data.source == {k: packaged.data.source[k] for k in ("valid_fraction", "test_fraction", "standardize")}
     assert settings.penalties == packaged.penalties and settings.optim == packaged.optim
     assert settings.trainer.max_epochs == packaged.trainer.max_epochs and settings.model.restarts == packaged.model.restarts
+
+
+def test_full_budget_experiment_restores_the_previous_training_budget():
+    fast, full = compose_config(tiny=False), compose_config(["experiment=full_budget"], tiny=False)
+    assert fast.model.restart_selection_epochs == 100 and fast.trainer.min_epochs == 100
+    assert fast.callbacks.early_stopping.monitor == "val/log_selection"
+    settings = RunSettings.from_config(full)
+    assert settings.model.restart_selection_epochs is None and settings.trainer.options["min_epochs"] == 0
+    stop = settings.trainer.callbacks["early_stopping"]
+    assert (stop["monitor"], stop["patience"], stop["min_delta"]) == ("val/selection", 100, 0.0)
