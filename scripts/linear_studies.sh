@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The side studies behind README's "How training reaches the limit" and the penalty-reduction
 # default, each the seed's first linear command (min-max, independent SCM) with a few overrides,
-# 5 seeds each; reports under docs/results/linear/studies/<name>/.
+# 5 seeds each; reports under docs/results/linear/studies/<name>/. They were run with the training
+# budget before docs/throughput.md, which experiment=full_budget restores.
 #   scripts/linear_studies.sh [long-budget] [reduction] [mmd]   (default: all three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=seed=1235,4256,49685,7383,9271
 COMMON=(ckpt_path=null model=mixing_synthetic datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True
-        ~callbacks.visualization_callback datamodule.dataset.correlated_z=False trainer.enable_progress_bar=false print_metrics=false "$SEEDS")
+        ~callbacks.visualization_callback datamodule.dataset.correlated_z=False trainer.enable_progress_bar=false print_metrics=false "$SEEDS"
+        experiment=full_budget)
 STUDIES=("$@")
 [[ ${#STUDIES[@]} -gt 0 ]] || STUDIES=(long-budget reduction mmd)
 for study in "${STUDIES[@]}"; do
