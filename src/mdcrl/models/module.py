@@ -4,8 +4,10 @@ With restarts (R copies of the autoencoder, see models/base.py) every loss term 
 training minimises their sum (the copies share no parameters, so each follows its own Adam
 trajectory; gradients are clipped per copy). At the end of each validation epoch the copy with the
 lowest ``val/selection`` becomes the autoencoder's ``chosen`` one, and every logged curve is that
-copy's; checkpointing and early stopping monitor ``val/selection`` too, so that one criterion picks
-the epoch and the copy. It uses only validation data, never the true latents:
+copy's; checkpointing and early stopping monitor ``val/selection`` too (early stopping its log, for a
+relative threshold), so that one criterion picks the epoch and the copy. After
+``restart_selection_epochs`` the choice is final and only the chosen copy is computed. The score
+uses only validation data, never the true latents:
 
     selection = recon_mse + penalty_weight * sum_p weight_p * penalty_p(h_S / std(h_S))
 
