@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from timing import entry_point_time
 
 SLICE = [
     "ckpt_path=null",
@@ -39,19 +36,11 @@ SLICE = [
     "datamodule.dataset.correlated_z=False",
     "seed=1235,4256",
 ]
-QUIET = ["trainer.enable_progress_bar=false", "print_metrics=false"]
-
-
-def run_command(overrides: list[str], multirun: bool = False) -> float:
-    start = time.perf_counter()
-    command = [sys.executable, "run_training.py", *overrides, *QUIET, *(["--multirun"] if multirun else [])]
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-    return time.perf_counter() - start
 
 
 def grid_slice() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        wall = run_command([*SLICE, f"hydra.sweep.dir={tmp}"], multirun=True)
+        wall = entry_point_time([*SLICE, f"hydra.sweep.dir={tmp}"], multirun=True)
         runs = [json.loads(p.read_text()) for p in Path(tmp).glob("*/run.json")]
         metrics = [json.loads(p.read_text()) for p in Path(tmp).glob("*/metrics.json")]
     epochs = [r["epochs"] for r in runs]
@@ -63,7 +52,7 @@ def grid_slice() -> None:
 
 def breakdown() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        wall = run_command([f"hydra.run.dir={tmp}"])
+        wall = entry_point_time([f"hydra.run.dir={tmp}"])
         info = json.loads((Path(tmp) / "run.json").read_text())
     run_wall = info["wall_time_s"]
     data = info.get("data_time_s")

@@ -9,13 +9,10 @@ Run: python benchmarks/bench_runs.py   (a few minutes)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from timing import entry_point_time
 
 RUNS = {
     "default run": [],
@@ -34,14 +31,7 @@ def main():
     print(f"{'run':28s} {'wall s':>8s} {'epochs':>7s} {'r2_zinv_from_hinv':>18s} {'r2_zsp_from_hinv':>17s}")
     for name, overrides in RUNS.items():
         with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "run_training.py", *overrides, f"hydra.run.dir={tmp}", "trainer.enable_progress_bar=false"],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
-            wall = time.perf_counter() - start
+            wall = entry_point_time([*overrides, f"hydra.run.dir={tmp}"])
             metrics = json.loads((Path(tmp) / "metrics.json").read_text())
             info = json.loads((Path(tmp) / "run.json").read_text())
         print(

@@ -157,7 +157,7 @@ class _WeightedKernelSum(torch.autograd.Function):
         n = h.shape[-2]
         value = h.new_zeros(h.shape[:-2])
         g = h.new_empty((*h.shape[:-2], n, n))
-        block = max(8, KERNEL_BLOCK_ELEMENTS // (h[..., 0, 0].numel() * n))
+        block = max(8, KERNEL_BLOCK_ELEMENTS // (h.shape[:-2].numel() * n))  # rows per block, all restarts together
         # The kernel and W are symmetric: each block of rows is computed from its diagonal on, the
         # entries right of the diagonal block count twice, and G's lower part is their mirror.
         for start in range(0, n, block):

@@ -4,10 +4,10 @@ Restarts: ``restarts`` independently initialised copies are trained at once, on 
 Architectures built from :class:`StackedLinear` carry the copies as a leading weight dimension
 (one batched matmul for all of them); others are trained one copy at a time (restarts=1). After
 training, ``chosen`` (a buffer, so it is saved in checkpoints) names the copy that ``forward`` and
-``encode`` use; the training module picks it by validation loss. With ``only_chosen`` set (the training module sets it
-once model.restart_selection_epochs have passed) the stacked layers compute the chosen copy alone:
-(1, B, ...) outputs at a quarter of the cost of 4 copies, and since the copies share nothing, the
-chosen copy's numbers are those it would have had beside the others.
+``encode`` use; the training module picks it by validation loss. With ``only_chosen`` set (the
+training module sets it once model.restart_selection_epochs have passed) the stacked layers compute
+the chosen copy alone: (1, B, ...) outputs at a quarter of the cost of 4 copies, and since the copies
+share nothing, the chosen copy's numbers are those it would have had beside the others.
 
 Whitening: an optional fixed map fitted on the train split, x -> (x - mean) @ input_map (PCA
 whitening, dropping directions without variance). The encoder sees whitened inputs and the decoder
