@@ -1,5 +1,6 @@
-"""Balls renderer throughput against a naive per-pixel Python reference, and the time to generate
-the seed's 60000 + 10000 images. Run: python benchmarks/bench_balls.py
+"""Balls renderer throughput against a naive per-pixel Python reference, the time to generate the
+seed's 60000 + 10000 images, and stage-1 training throughput at the CPU preset and at the seed's.
+Run: python benchmarks/bench_balls.py
 """
 
 from __future__ import annotations
@@ -54,13 +55,34 @@ def main():
     n = sum(len(s) for s in data.splits.values())
     print(f"generate the seed's dataset ({n} images, 16 domains, sampling + rendering): {time.perf_counter() - start:.1f} s")
 
-    # Stage-1 training speed on this CPU: one Adam step of the ResNet-18 autoencoder on 128 images.
-    x = torch.from_numpy(images_to_unit_range(data.splits["train"].x[:128]))
-    for width in (64, 16):
-        model = resnet18_autoencoder(None, 128, base_width=width)
+    stage1_throughput(data)
+
+
+def preset(name: str):
+    """The composed config of an experiment preset (configs/experiment/<name>.yaml)."""
+    from hydra import compose, initialize_config_dir
+
+    from mdcrl.resolvers import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=[f"experiment={name}"])
+
+
+def stage1_throughput(data, steps: int = 3):
+    """Stage-1 training speed on this CPU at the CPU preset and at the seed's: images per second through
+    one Adam step (forward, backward, update) of the ResNet-18 autoencoder on one batch, and the
+    minutes per epoch that implies."""
+    for name in ("balls_cpu_stage1", "balls_seed_stage1"):
+        cfg = preset(name)
+        ds, ae = cfg.datamodule.dataset, cfg.model.autoencoder
+        size, batch = int(ds.image_size), int(cfg.datamodule.batch_size)
+        images = render(data.splits["train"].z[:batch].reshape(batch, -1, 2), float(ds.ball_size), size)
+        x = torch.from_numpy(images_to_unit_range(images))
+        model = resnet18_autoencoder(3, int(cfg.model.z_dim), int(ae.base_width), int(ae.head_dim), size)
         opt = torch.optim.Adam(model.parameters(), 1e-3)
 
-        def step(opt=opt, model=model):
+        def step(opt=opt, model=model, x=x):
             opt.zero_grad()
             _, recon = model(x)
             ((recon - x) ** 2).mean().backward()
@@ -68,12 +90,14 @@ def main():
 
         step()
         start = time.perf_counter()
-        for _ in range(3):
+        for _ in range(steps):
             step()
-        per_step = (time.perf_counter() - start) / 3
+        per_step = (time.perf_counter() - start) / steps
+        n_train = int(ds.num_samples.train)
         print(
-            f"stage-1 step, ResNet-18 base_width={width}, batch 128: {per_step:.2f} s "
-            f"-> {per_step * 60000 / 128 / 60:.1f} min per epoch of 60000 images on this CPU"
+            f"stage-1 throughput, experiment={name} ({size}x{size}, base_width {ae.base_width}, batch {batch}, "
+            f"{torch.get_num_threads()} threads): {batch / per_step:,.0f} images/s forward+backward "
+            f"-> {per_step * n_train / batch / 60:.1f} min per epoch of {n_train} images"
         )
 
 

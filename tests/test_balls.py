@@ -2,10 +2,12 @@
 
 import json
 import math
+import shlex
 import subprocess
 
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, compose_config, seed_commands
 from omegaconf import OmegaConf
 
@@ -111,6 +113,7 @@ def test_cache_round_trip_and_refusals(tmp_path):
         ("datamodule.dataset.ball_size=0", "ball_size=0 must be in (0, 0.5)"),
         ("datamodule.dataset.domain_box_size=[0.1,0.3]", "spurious boxes are too small"),
         ("datamodule.dataset.invariant_high=[0.2,0.2]", "too small to hold 1 balls"),
+        ("datamodule.dataset.image_size=48", "image_size=48 must be a power of two"),
     ],
 )
 def test_bad_balls_settings(tmp_path, override, message):
@@ -155,3 +158,59 @@ def test_seed_balls_commands_run_verbatim_shrunk_on_cpu(tmp_path):
     grid = subprocess.run(["mdcrl-balls-grid", str(s1), "--domains", "3"], capture_output=True, text=True, timeout=300)
     assert grid.returncode == 0, grid.stderr[-2000:]
     assert (s1 / "plots" / "balls_grid.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_resnet_autoencoder_reconstructs_at_the_image_size(size):
+    from mdcrl.models.resnet import resnet18_autoencoder
+
+    model = resnet18_autoencoder(3, 8, base_width=4, head_dim=16, image_size=size).eval()
+    h, recon = model(torch.zeros(2, 3, size, size))
+    assert h.shape == (2, 8) and recon.shape == (2, 3, size, size)
+
+
+def _seed_command_config(command: str) -> dict:
+    """The config a seed README command composes to, without the hardware settings and the seed."""
+    overrides = [o for o in shlex.split(command)[2:] if o != "--multirun"]
+    cfg = compose_config(
+        [o for o in overrides if not o.startswith(("trainer.accelerator", "trainer.devices", "seed="))], tiny=False
+    )
+    return _comparable(cfg)
+
+
+def _comparable(cfg) -> dict:
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    for key in ("accelerator", "devices"):
+        plain["trainer"].pop(key, None)
+    plain.pop("run_path", None)
+    plain.pop("ckpt_path", None)
+    plain["callbacks"] = {k: v for k, v in plain["callbacks"].items() if v is not None}  # null = removed (~)
+    return plain
+
+
+@pytest.mark.parametrize("stage,command", [(1, STAGE1), (2, STAGE2)])
+def test_seed_presets_compose_to_the_seed_commands(stage, command):
+    preset = _comparable(compose_config([f"experiment=balls_seed_stage{stage}", "run_path=x"], tiny=False))
+    assert preset == _seed_command_config(command)
+
+
+def test_cpu_presets_run_both_stages_and_stage_two_finds_stage_one_by_run_path(tmp_path):
+    shrink = [
+        "datamodule.dataset.num_samples.train=320",
+        "datamodule.dataset.num_samples.valid=160",
+        "datamodule.dataset.num_samples.test=160",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "print_metrics=false",
+    ]
+    cfg = compose_config(["experiment=balls_cpu_stage1", *shrink], tiny=False)
+    assert cfg.datamodule.dataset.image_size == 32 and cfg.model.autoencoder.base_width == 8
+    assert cfg.callbacks.early_stopping is None
+    run(cfg, run_dir=tmp_path / "s1")
+    meta = json.loads((tmp_path / "s1" / "encoded" / "metadata.json").read_text())
+    assert meta["z_hat_dim"] == 64 and meta["num_domains"] == 16
+    cfg2 = compose_config(["experiment=balls_cpu_stage2", f"run_path={tmp_path / 's1'}", *shrink[3:]], tiny=False)
+    metrics = run(cfg2, run_dir=tmp_path / "s2")
+    assert math.isfinite(metrics["r2_zinv_from_hinv"])
+    info = json.loads((tmp_path / "s2" / "run.json").read_text())
+    assert info["data"]["z_dim_stable"] == 2 and (tmp_path / "s2" / "plots" / "latents.png").exists()

@@ -90,6 +90,12 @@ def model_dims(model: ModelSettings, data: MultiDomainData) -> tuple[int, int]:
     return int(z_dim), int(d_s)
 
 
+def image_side(data: MultiDomainData) -> int | None:
+    """The side of square image inputs (n, C, H, W); None for flat ones."""
+    x = data.splits["train"].x
+    return int(x.shape[-1]) if x.ndim == 4 else None
+
+
 def build_autoencoder_for(model: ModelSettings, data: MultiDomainData, z_dim: int):
     """The configured autoencoder with model.restarts copies; with model.whiten, preceded by PCA
     whitening fitted on the train split (flat inputs only: images are never whitened)."""
@@ -97,7 +103,7 @@ def build_autoencoder_for(model: ModelSettings, data: MultiDomainData, z_dim: in
     whiten = model.whiten and train_x.ndim == 2
     mean, matrix = fit_whitening(train_x) if whiten else (None, None)
     input_dim = matrix.shape[1] if whiten else data.x_dim
-    autoencoder = build_autoencoder(OmegaConf.create(model.autoencoder), input_dim, z_dim, model.restarts)
+    autoencoder = build_autoencoder(OmegaConf.create(model.autoencoder), input_dim, z_dim, model.restarts, image_side(data))
     if whiten:
         autoencoder.set_whitening(mean, matrix)
     return autoencoder
@@ -120,7 +126,9 @@ def check_model_memory(settings: RunSettings, data: MultiDomainData, z_dim: int)
     """Refuse a model whose weights and Adam state (4 floats per parameter) would not fit. The model
     is built on torch's meta device: shapes only, nothing allocated."""
     with torch.device("meta"):
-        autoencoder = build_autoencoder(OmegaConf.create(settings.model.autoencoder), data.x_dim, z_dim, settings.model.restarts)
+        autoencoder = build_autoencoder(
+            OmegaConf.create(settings.model.autoencoder), data.x_dim, z_dim, settings.model.restarts, image_side(data)
+        )
     parameters = sum(p.numel() for p in autoencoder.parameters())
     check_memory(16 * parameters, f"the model ({parameters:,} parameters, with Adam's state)", "model.autoencoder")
 

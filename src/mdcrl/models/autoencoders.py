@@ -108,7 +108,8 @@ AUTOENCODERS = {
 }
 
 
-def build_autoencoder(ae_cfg, x_dim, z_dim: int, restarts: int = 1) -> Autoencoder:
+def build_autoencoder(ae_cfg, x_dim, z_dim: int, restarts: int = 1, image_size: int | None = None) -> Autoencoder:
+    """x_dim: features of flat inputs, or channels of images, whose side is image_size."""
     name = ae_cfg.name
     if name not in AUTOENCODERS:
         raise ValueError(f"model.autoencoder.name={name!r} is unknown; choose one of {sorted(AUTOENCODERS)}")
@@ -116,5 +117,5 @@ def build_autoencoder(ae_cfg, x_dim, z_dim: int, restarts: int = 1) -> Autoencod
     if name == "resnet18":
         if restarts != 1:
             raise ValueError("the ResNet-18 autoencoder trains one restart at a time: set model.restarts=1")
-        return AUTOENCODERS[name](x_dim, z_dim, **options)
+        return AUTOENCODERS[name](x_dim, z_dim, **options, **({"image_size": image_size} if image_size else {}))
     return AUTOENCODERS[name](x_dim, z_dim, restarts=restarts, **options)

@@ -1,4 +1,5 @@
-"""ResNet-18 image autoencoder for the balls images (64x64 RGB in [-1, 1]).
+"""ResNet-18 image autoencoder for the balls images (square RGB in [-1, 1], side a power of two >= 8;
+64 in the seed's setting).
 
 Our own ResNet-18 (BasicBlock, [2, 2, 2, 2]): torchvision's build does not import beside the
 pinned torch here. ``base_width`` scales every layer (64 = the standard ResNet-18).
@@ -59,14 +60,19 @@ class ResNet18Encoder(nn.Module):
 
 
 class TransposedConvDecoder(nn.Module):
-    """z -> (channels, 4, 4) -> four stride-2 transposed convolutions -> (3, 64, 64) in [-1, 1]."""
+    """z -> (4 * base_width, 4, 4) -> log2(image_size / 4) stride-2 transposed convolutions, halving
+    the channels each time -> (3, image_size, image_size) in [-1, 1]. At 64 that is the four
+    upsamplings 4w, 2w, w, w/2."""
 
-    def __init__(self, z_dim: int, base_width: int = 64, out_channels: int = 3):
+    def __init__(self, z_dim: int, base_width: int = 64, out_channels: int = 3, image_size: int = 64):
         super().__init__()
+        upsamplings = int(image_size).bit_length() - 3  # 8 -> 1, 16 -> 2, 32 -> 3, 64 -> 4
+        if image_size < 8 or 4 << upsamplings != image_size:
+            raise ValueError(f"datamodule.dataset.image_size={image_size}: the decoder needs a power of two >= 8 (e.g. 32 or 64)")
         w = base_width
         self.start = 4 * w
         self.fc = nn.Sequential(nn.Linear(z_dim, self.start * 16), nn.LeakyReLU(0.01))
-        layers, channels = [], [4 * w, 2 * w, w, w // 2 or 1]
+        layers, channels = [], [max(4 * w >> i, 1) for i in range(upsamplings)]
         for a, b in zip(channels[:-1], channels[1:]):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.01)]
         layers += [nn.ConvTranspose2d(channels[-1], out_channels, 4, 2, 1), nn.Tanh()]
@@ -76,5 +82,8 @@ class TransposedConvDecoder(nn.Module):
         return self.body(self.fc(z).view(len(z), self.start, 4, 4))
 
 
-def resnet18_autoencoder(x_dim, z_dim: int, base_width: int = 64, head_dim: int = 512) -> Autoencoder:
-    return Autoencoder(ResNet18Encoder(z_dim, base_width, head_dim), TransposedConvDecoder(z_dim, base_width))
+def resnet18_autoencoder(x_dim, z_dim: int, base_width: int = 64, head_dim: int = 512, image_size: int = 64) -> Autoencoder:
+    return Autoencoder(
+        ResNet18Encoder(z_dim, base_width, head_dim, in_channels=x_dim or 3),
+        TransposedConvDecoder(z_dim, base_width, out_channels=x_dim or 3, image_size=image_size),
+    )
