@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The balls runs of docs/results/balls/README.md, at the CPU setting (experiment=balls_cpu_stage1 and
 # balls_cpu_stage2), 3 seeds:
-#   scripts/balls_cpu.sh [--part stage1|stage2]... [--case C]...
+#   scripts/balls_cpu.sh [--part stage1|stage2|seed-stage2|report]... [--case C]... [hydra overrides...]
+#     seed-stage2: the seed's stage-2 setting (64 + 64 latents) on the same stage-1 runs, 100 epochs,
+#                  for comparison with balls_cpu_stage2's 6 + 2 (not in the default parts)
 #     cases: k16-independent (the goal's setting: 16 domains, independent SCM), k16-dynamic
 #            (corr_prob 0.5), k4-independent, k2-independent; default: all four, in that order
 # Stage 1 runs in multirun/balls-cpu/stage1/<case>-seed<seed>; stage 2 builds run_path from the same
@@ -22,7 +24,7 @@ while [[ $# -gt 0 ]]; do
     *) break ;;
   esac
 done
-[[ ${#PARTS[@]} -gt 0 ]] || PARTS=(stage1 stage2)
+[[ ${#PARTS[@]} -gt 0 ]] || PARTS=(stage1 stage2 report)
 [[ ${#CASES[@]} -gt 0 ]] || CASES=(k16-independent k16-dynamic k4-independent k2-independent)
 wanted() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
 join() { local IFS=,; echo "$*"; }
@@ -41,6 +43,7 @@ case_overrides() {  # the data settings of a case
 
 if wanted stage1; then
   for c in "${CASES[@]}"; do
+    case_overrides "$c" > /dev/null
     # shellcheck disable=SC2046  # the case's overrides are separate words
     python run_training.py experiment=balls_cpu_stage1 $(case_overrides "$c") seed="$(join "${SEEDS[@]}")" \
       "logger.wandb.tags=[balls-$c,stage1]" "hydra.sweep.dir=$SWEEP/stage1" "hydra.sweep.subdir=$c-seed\${seed}" \
@@ -48,15 +51,41 @@ if wanted stage1; then
   done
 fi
 if wanted stage2; then
-  paths=()
   for c in "${CASES[@]}"; do
-    case_overrides "$c" > /dev/null
+    paths=()
     for seed in "${SEEDS[@]}"; do paths+=("$SWEEP/stage1/$c-seed$seed"); done
+    for tag in minmax none; do
+      python run_training.py experiment=balls_cpu_stage2 run_path="$(join "${paths[@]}")" seed=1235 \
+        model.penalty_criterion.minmax="$([[ $tag == minmax ]] && echo 1. || echo 0.)" \
+        "logger.wandb.tags=[balls-$c,stage2-$tag]" "hydra.sweep.dir=$SWEEP/stage2" "${QUIET[@]}" --multirun
+    done
   done
-  for tag in minmax none; do
-    python run_training.py experiment=balls_cpu_stage2 run_path="$(join "${paths[@]}")" seed=1235 \
-      model.penalty_criterion.minmax="$([[ $tag == minmax ]] && echo 1. || echo 0.)" \
-      "logger.wandb.tags=[stage2-$tag]" "hydra.sweep.dir=$SWEEP/stage2" "${QUIET[@]}" --multirun
+fi
+if wanted seed-stage2; then
+  for c in "${CASES[@]}"; do
+    paths=()
+    for seed in "${SEEDS[@]}"; do paths+=("$SWEEP/stage1/$c-seed$seed"); done
+    python run_training.py experiment=balls_seed_stage2 run_path="$(join "${paths[@]}")" seed=1235 trainer.max_epochs=100 \
+      "logger.wandb.tags=[balls-$c,stage2-seed-setting-minmax]" "hydra.sweep.dir=$SWEEP/stage2" "${QUIET[@]}" --multirun
   done
 fi
 echo "runs: $(( $(date +%s) - start )) s" >&2
+if wanted report; then
+  python -m mdcrl.report "$SWEEP" --out "$OUT" --columns tags --no-plots \
+    --metrics r2_z_from_h r2_zinv_from_hinv r2_zsp_from_hinv oracle_r2_zsp_from_zinv domain_acc_hinv recon_mse > /dev/null
+  # The pictures: seed 1235 of the goal's case, stage 1's images and reconstructions, and stage 2's
+  # learned invariant latents against the true ones, with and without the penalty.
+  mdcrl-balls-grid "$SWEEP/stage1/k16-independent-seed1235" --out "$OUT/balls_grid.png" > /dev/null
+  python - "$SWEEP" "$OUT" <<'PY'
+import shutil, sys
+from pathlib import Path
+from omegaconf import OmegaConf
+sweep, out = Path(sys.argv[1]), Path(sys.argv[2])
+for run in sorted((sweep / "stage2").glob("run-*")):
+    cfg = OmegaConf.load(run / "config.yaml")
+    tags = list(cfg.logger.wandb.tags)
+    if cfg.run_path.endswith("k16-independent-seed1235") and (run / "plots" / "latents.png").exists():
+        shutil.copy(run / "plots" / "latents.png", out / f"latents_{tags[-1]}.png")
+PY
+  echo "report: $OUT/report.md" >&2
+fi
