@@ -87,5 +87,6 @@ for run in sorted((sweep / "stage2").glob("run-*")):
     if cfg.run_path.endswith("k16-independent-seed1235") and (run / "plots" / "latents.png").exists():
         shutil.copy(run / "plots" / "latents.png", out / f"latents_{tags[-1]}.png")
 PY
-  echo "report: $OUT/report.md" >&2
+  python scripts/balls_probe.py "$SWEEP/stage2" --out "$OUT/probes.md" > /dev/null
+  echo "report: $OUT/report.md and $OUT/probes.md" >&2
 fi
