@@ -147,11 +147,6 @@ def validate_mixing_dataset(ds, min_per_domain: int) -> None:
     _require(low < high, f"{p}.domain_dist_ranges=[{low}, {high}] is inverted or empty; use [low, high] with low < high.")
     a, b = ds.invariant_dist_params
     _require(a < b, f"{p}.invariant_dist_params=[{a}, {b}] is inverted or empty; use [a, b] with a < b.")
-    size = int(ds.image_size)
-    _require(
-        size & (size - 1) == 0,
-        f"{p}.image_size={size} must be a power of two (8, 16, 32, 64, ...): the decoder doubles a 4x4 map up to it.",
-    )
     _require(0.0 <= float(ds.corr_prob) <= 1.0, f"{p}.corr_prob={ds.corr_prob} must be a probability in [0, 1].")
     if not ds.linear:
         _require(
