@@ -10,6 +10,7 @@ import time
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from torch.utils.flop_counter import FlopCounterMode
 
 from mdcrl.data.balls import BALL_COLOURS, generate_balls_data, images_to_unit_range, render
 from mdcrl.models.resnet import resnet18_autoencoder
@@ -94,10 +95,15 @@ def stage1_throughput(data, steps: int = 3):
             step()
         per_step = (time.perf_counter() - start) / steps
         n_train = int(ds.num_samples.train)
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops() / batch
         print(
             f"stage-1 throughput, experiment={name} ({size}x{size}, base_width {ae.base_width}, batch {batch}, "
             f"{torch.get_num_threads()} threads): {batch / per_step:,.0f} images/s forward+backward "
-            f"-> {per_step * n_train / batch / 60:.1f} min per epoch of {n_train} images"
+            f"-> {per_step * n_train / batch / 60:.1f} min per epoch of {n_train} images; "
+            f"{flops / 1e9:.2f} GFLOP per image forward+backward, {flops * batch / per_step / 1e9:.0f} GFLOP/s here"
         )
 
 
