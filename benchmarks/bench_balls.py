@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mdcrl.data.balls import BALL_COLOURS, generate_balls_data, images_to_unit_range, render
 from mdcrl.models.resnet import resnet18_autoencoder
+from mdcrl.settings import compose_train_config
 
 SIZE, RADIUS = 64, 0.08
 
@@ -59,23 +60,12 @@ def main():
     stage1_throughput(data)
 
 
-def preset(name: str):
-    """The composed config of an experiment preset (configs/experiment/<name>.yaml)."""
-    from hydra import compose, initialize_config_dir
-
-    from mdcrl.resolvers import CONFIG_DIR, register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"experiment={name}"])
-
-
 def stage1_throughput(data, steps: int = 3):
     """Stage-1 training speed on this CPU at the CPU preset and at the seed's: images per second through
     one Adam step (forward, backward, update) of the ResNet-18 autoencoder on one batch, and the
     minutes per epoch that implies."""
     for name in ("balls_cpu_stage1", "balls_seed_stage1"):
-        cfg = preset(name)
+        cfg = compose_train_config([f"experiment={name}"])
         ds, ae = cfg.datamodule.dataset, cfg.model.autoencoder
         size, batch = int(ds.image_size), int(cfg.datamodule.batch_size)
         images = render(data.splits["train"].z[:batch].reshape(batch, -1, 2), float(ds.ball_size), size)

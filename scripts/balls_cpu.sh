@@ -40,10 +40,15 @@ case_overrides() {  # the data settings of a case
     *) echo "error: unknown --case $1; choose k16-independent, k16-dynamic, k4-independent or k2-independent" >&2; exit 2 ;;
   esac
 }
+for c in "${CASES[@]}"; do case_overrides "$c" > /dev/null; done  # an unknown --case stops here, before any run
+stage1_paths() {  # the stage-1 run directories of a case, comma-separated (stage 2's run_path sweep)
+  local paths=() seed
+  for seed in "${SEEDS[@]}"; do paths+=("$SWEEP/stage1/$1-seed$seed"); done
+  join "${paths[@]}"
+}
 
 if wanted stage1; then
   for c in "${CASES[@]}"; do
-    case_overrides "$c" > /dev/null
     # shellcheck disable=SC2046  # the case's overrides are separate words
     python run_training.py experiment=balls_cpu_stage1 $(case_overrides "$c") seed="$(join "${SEEDS[@]}")" \
       "logger.wandb.tags=[balls-$c,stage1]" "hydra.sweep.dir=$SWEEP/stage1" "hydra.sweep.subdir=$c-seed\${seed}" \
@@ -52,10 +57,8 @@ if wanted stage1; then
 fi
 if wanted stage2; then
   for c in "${CASES[@]}"; do
-    paths=()
-    for seed in "${SEEDS[@]}"; do paths+=("$SWEEP/stage1/$c-seed$seed"); done
     for tag in minmax none; do
-      python run_training.py experiment=balls_cpu_stage2 run_path="$(join "${paths[@]}")" seed=1235 \
+      python run_training.py experiment=balls_cpu_stage2 run_path="$(stage1_paths "$c")" seed=1235 \
         model.penalty_criterion.minmax="$([[ $tag == minmax ]] && echo 1. || echo 0.)" \
         "logger.wandb.tags=[balls-$c,stage2-$tag]" "hydra.sweep.dir=$SWEEP/stage2" "${QUIET[@]}" --multirun
     done
@@ -63,9 +66,7 @@ if wanted stage2; then
 fi
 if wanted seed-stage2; then
   for c in "${CASES[@]}"; do
-    paths=()
-    for seed in "${SEEDS[@]}"; do paths+=("$SWEEP/stage1/$c-seed$seed"); done
-    python run_training.py experiment=balls_seed_stage2 run_path="$(join "${paths[@]}")" seed=1235 trainer.max_epochs=100 \
+    python run_training.py experiment=balls_seed_stage2 run_path="$(stage1_paths "$c")" seed=1235 trainer.max_epochs=100 \
       "logger.wandb.tags=[balls-$c,stage2-seed-setting-minmax]" "hydra.sweep.dir=$SWEEP/stage2" "${QUIET[@]}" --multirun
   done
 fi

@@ -36,13 +36,9 @@ TINY = [
 
 
 def compose_config(overrides=(), tiny=True):
-    from hydra import compose, initialize_config_dir
+    from mdcrl.settings import compose_train_config
 
-    from mdcrl.resolvers import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=(TINY if tiny else []) + list(overrides))
+    return compose_train_config((TINY if tiny else []) + list(overrides))
 
 
 @pytest.fixture

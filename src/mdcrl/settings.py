@@ -231,17 +231,23 @@ class RunSettings:
         return plain
 
 
-def default_settings(
-    datamodule: str = "from_file", autoencoder: str = "linear_ae", model: str = "mixing_synthetic"
-) -> RunSettings:
-    """The packaged defaults (configs/*.yaml) for a choice of config groups."""
+def compose_train_config(overrides=()) -> DictConfig:
+    """The packaged train config (configs/train.yaml) composed with Hydra overrides, outside a
+    Hydra run: what `python run_training.py <overrides>` would run, before validation."""
     from hydra import compose, initialize_config_dir
 
     from mdcrl.resolvers import CONFIG_DIR, register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"datamodule={datamodule}", f"model={model}", f"model/autoencoder={autoencoder}"])
+        return compose("train", overrides=list(overrides))
+
+
+def default_settings(
+    datamodule: str = "from_file", autoencoder: str = "linear_ae", model: str = "mixing_synthetic"
+) -> RunSettings:
+    """The packaged defaults (configs/*.yaml) for a choice of config groups."""
+    cfg = compose_train_config([f"datamodule={datamodule}", f"model={model}", f"model/autoencoder={autoencoder}"])
     return RunSettings.from_config(cfg)
 
 
@@ -256,6 +262,7 @@ __all__ = [
     "DataSettings",
     "TrainerSettings",
     "RunSettings",
+    "compose_train_config",
     "default_settings",
     "replace",
 ]

@@ -82,8 +82,9 @@ class TransposedConvDecoder(nn.Module):
         return self.body(self.fc(z).view(len(z), self.start, 4, 4))
 
 
-def resnet18_autoencoder(x_dim, z_dim: int, base_width: int = 64, head_dim: int = 512, image_size: int = 64) -> Autoencoder:
+def resnet18_autoencoder(x_dim: int, z_dim: int, base_width: int = 64, head_dim: int = 512, image_size: int = 64) -> Autoencoder:
+    """x_dim: the images' channels (3 for RGB)."""
     return Autoencoder(
-        ResNet18Encoder(z_dim, base_width, head_dim, in_channels=x_dim or 3),
-        TransposedConvDecoder(z_dim, base_width, out_channels=x_dim or 3, image_size=image_size),
+        ResNet18Encoder(z_dim, base_width, head_dim, in_channels=x_dim),
+        TransposedConvDecoder(z_dim, base_width, out_channels=x_dim, image_size=image_size),
     )
