@@ -5,6 +5,11 @@
 #   scripts/reproduce_linear_grid.sh --quick   a smoke test: z_dim 8, 2 and 4 domains, 2 seeds, 30 epochs
 #   scripts/reproduce_linear_grid.sh --penalty minmax   only the commands of one penalty
 #                                              (minmax | mmd | minmax-mmd; repeatable)
+#   scripts/reproduce_linear_grid.sh --part closed-form   the closed-form moment estimate alone
+#                                              (experiment=moment_baseline) on the min-max commands' data
+#   scripts/reproduce_linear_grid.sh --part random-init   the min-max commands with model.init=random
+#                                              (the paper's initialisation, beside the warm start)
+# Without --penalty/--part: every part, in the order minmax, closed-form, mmd, minmax-mmd, random-init.
 # Re-running resumes: finished runs are skipped, interrupted ones resume from their last checkpoint,
 # and the report always covers every run under the sweep directory.
 # Extra Hydra overrides may follow (e.g. hydra.launcher.n_jobs=4).
@@ -21,27 +26,44 @@ while [[ $# -gt 0 ]]; do
       OUT=docs/results/linear-quick
       EXTRA+=(datamodule.dataset.z_dim=8 datamodule.dataset.num_domains=2,4 seed=1235,4256 trainer.max_epochs=30 nonlinear_probe=false)
       shift ;;
-    --penalty) PENALTIES+=("$2"); shift 2 ;;
+    --penalty|--part) PENALTIES+=("$2"); shift 2 ;;
     *) break ;;
   esac
 done
-[[ ${#PENALTIES[@]} -gt 0 ]] || PENALTIES=(minmax mmd minmax-mmd)
+[[ ${#PENALTIES[@]} -gt 0 ]] || PENALTIES=(minmax closed-form mmd minmax-mmd random-init)
 EXTRA+=(trainer.enable_progress_bar=false print_metrics=false "hydra.sweep.dir=$SWEEP" "$@")
 wanted() { [[ " ${PENALTIES[*]} " == *" $1 "* ]]; }
+# Run one sweep command and append its wall time, tags and part-specific overrides to $SWEEP/times.txt.
+timed() {
+  local t0 label
+  t0=$(date +%s)
+  "$@"
+  label=$(printf '%s\n' "$@" | grep -E '^(logger.wandb.tags=|experiment=|model.init=)' | tr '\n' ' ')
+  mkdir -p "$SWEEP" && echo "$(( $(date +%s) - t0 )) s  $label" >> "$SWEEP/times.txt"
+}
 
 start=$(date +%s)
 # The six commands, verbatim from the seed README; our overrides are appended before --multirun.
+# Each part's wall time goes to $SWEEP/times.txt.
 if wanted minmax; then
-python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","minmax"] datamodule.dataset.correlated_z=False seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
-python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","minmax"] datamodule.dataset.correlated_z=False seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+fi
+if wanted closed-form; then
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","minmax"] datamodule.dataset.correlated_z=False seed=1235,4256,49685,7383,9271 experiment=moment_baseline "${EXTRA[@]}" --multirun
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 experiment=moment_baseline "${EXTRA[@]}" --multirun
 fi
 if wanted mmd; then
-python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","mmd"] datamodule.dataset.correlated_z=False datamodule.dataset.corr_prob=0.0 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
-python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","mmd"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","mmd"] datamodule.dataset.correlated_z=False datamodule.dataset.corr_prob=0.0 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","mmd"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
 fi
 if wanted minmax-mmd; then
-python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","minmax-mmd"] datamodule.dataset.correlated_z=False seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
-python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax-mmd"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","minmax-mmd"] datamodule.dataset.correlated_z=False seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax-mmd"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 "${EXTRA[@]}" --multirun
+fi
+if wanted random-init; then
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-uniform","minmax"] datamodule.dataset.correlated_z=False seed=1235,4256,49685,7383,9271 model.init=random "${EXTRA[@]}" --multirun
+timed python run_training.py ckpt_path=null model=mixing_synthetic model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule=mixing datamodule.batch_size=1024 datamodule.dataset.linear=True datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16 ~callbacks.visualization_callback logger.wandb.tags=["linear-corr","minmax"] datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5 seed=1235,4256,49685,7383,9271 model.init=random "${EXTRA[@]}" --multirun
 fi
 echo "sweeps: $(( $(date +%s) - start )) s" >&2
 python -m mdcrl.report "$SWEEP" --out "$OUT" --metrics r2_zinv_from_hinv r2_zsp_from_hinv r2_hinv_from_zinv > /dev/null

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from mdcrl.models.autoencoders import linear_autoencoder, mlp_autoencoder, polynomial_autoencoder
@@ -23,7 +24,7 @@ def test_whitening_drops_directions_without_variance_and_whitens_the_rest():
 
 def test_stacked_restarts_are_independent_copies():
     torch.manual_seed(0)
-    ae = linear_autoencoder(6, 3, restarts=3)
+    ae = linear_autoencoder(6, 3, restarts=3, frame="free")
     x = torch.randn(50, 6)
     h, x_hat, target = ae.forward_restarts(x)
     assert h.shape == (3, 50, 3) and x_hat.shape == (3, 50, 6) and torch.equal(target, x)
@@ -54,17 +55,24 @@ def test_only_chosen_computes_the_chosen_copy_alone():
     assert ae.forward_restarts(x)[0].shape == (3, 40, 3)
 
 
-def test_restart_selection_trains_the_chosen_copy_as_it_would_have_been_trained(tmp_path, compose):
+@pytest.mark.parametrize(
+    "frame, weights",
+    [
+        ("orthonormal", ("autoencoder.encoder.frame.weight",)),
+        ("free", ("autoencoder.encoder.weight", "autoencoder.decoder.weight")),
+    ],
+)
+def test_restart_selection_trains_the_chosen_copy_as_it_would_have_been_trained(tmp_path, compose, frame, weights):
     """Narrowing after restart_selection_epochs drops the other copies' work only: the chosen copy's
     weights after the last epoch are those it reaches when every copy trains to the end."""
-    base = ["model.restarts=3", "trainer.max_epochs=8", "callbacks.early_stopping=null"]
+    base = ["model.restarts=3", "trainer.max_epochs=8", "callbacks.early_stopping=null", f"model.autoencoder.frame={frame}"]
     run(compose([*base, "model.restart_selection_epochs=null"]), run_dir=tmp_path / "all")
     run(compose([*base, "model.restart_selection_epochs=3"]), run_dir=tmp_path / "narrowed")
     last = {
         d: torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for d in ("all", "narrowed")
     }
     chosen = int(last["narrowed"]["autoencoder.chosen"])
-    for name in ("autoencoder.encoder.weight", "autoencoder.decoder.weight"):
+    for name in weights:
         assert torch.allclose(last["narrowed"][name][chosen], last["all"][name][chosen], rtol=1e-4, atol=1e-6)
         others = [r for r in range(3) if r != chosen]
         assert not torch.allclose(last["narrowed"][name][others], last["all"][name][others], atol=1e-6)
@@ -92,9 +100,9 @@ def test_run_keeps_the_restart_with_the_lowest_selection_score(tmp_path, compose
     losses = info["restart_selection_scores"]
     assert len(losses) == 3 and info["chosen_restart"] == int(np.argmin(losses))
     assert info["whitening"] == {"input_dim": 16, "whitened_dim": 8}
-    state = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    state = torch.load(info["best_checkpoint"], weights_only=True)["state_dict"]
     assert int(state["autoencoder.chosen"]) == info["chosen_restart"]
-    assert state["autoencoder.encoder.weight"].shape[0] == 3
+    assert state["autoencoder.encoder.frame.weight"].shape[0] == 3
     assert np.isfinite(metrics["r2_zinv_from_hinv"])
 
 

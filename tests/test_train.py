@@ -49,10 +49,11 @@ def test_same_seed_same_metrics(tmp_path, compose):
     assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
 
 
-def _method_run(tmp_path, seed, minmax, z_dim=8, num_domains=4):
+def _method_run(tmp_path, seed, minmax, z_dim=8, num_domains=4, extra=()):
     cfg = compose_config(
         [
             *QUIET,
+            *extra,
             f"seed={seed}",
             f"model.penalty_criterion.minmax={minmax}",
             f"datamodule.dataset.z_dim={z_dim}",
@@ -85,8 +86,9 @@ def test_minmax_reaches_the_limit_in_a_certified_cell_that_needs_restarts(tmp_pa
 
 
 def test_without_penalty_blocks_stay_mixed(tmp_path):
-    m = _method_run(tmp_path, 1235, 0.0)
-    assert m["r2_zsp_from_hinv"] >= 0.5
+    # From random starts (the warm start of model.init=moment separates the blocks before training)
+    m = _method_run(tmp_path, 1235, 0.0, extra=["model.init=random"])
+    assert m["r2_zsp_from_hinv"] >= 0.25  # a random 4-dim subspace of the 8 whitened directions (penalised: <= 0.005)
 
 
 def test_non_finite_loss_stops_with_error_and_keeps_checkpoint(tmp_path, compose):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -16,9 +17,10 @@ from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cac
 from mdcrl.data.encoded import load_encoded, rescale_to_range
 from mdcrl.data.tables import arrays_to_data, read_table
 from mdcrl.errors import ConfigError
-from mdcrl.models.autoencoders import build_autoencoder
-from mdcrl.models.base import fit_whitening
+from mdcrl.models.autoencoders import build_autoencoder, warm_start_linear
+from mdcrl.models.base import Autoencoder, fit_whitening
 from mdcrl.models.module import MultiDomainAutoencoder
+from mdcrl.moment import MomentEstimate, moment_stable_subspace
 from mdcrl.rundir import CurveLogger
 from mdcrl.settings import ModelSettings, RunSettings
 from mdcrl.validation import check_memory
@@ -109,10 +111,32 @@ def build_autoencoder_for(model: ModelSettings, data: MultiDomainData, z_dim: in
     return autoencoder
 
 
+# The restart that model.init=moment starts at the closed-form estimate; the others start at random.
+WARM_COPY = 0
+
+
+def moment_warm_start(autoencoder: Autoencoder, data: MultiDomainData, z_dim: int, d_s: int) -> MomentEstimate:
+    """Start copy WARM_COPY at the moment estimate of the stable subspace (mdcrl.moment), computed on
+    the whitened train split: its stable latents along the estimate, its spurious ones along the most
+    domain-dependent other directions (zero columns if the model has more latents than inputs)."""
+    train = data.splits["train"]
+    with torch.no_grad():
+        x = autoencoder.prepare(torch.from_numpy(train.x)).numpy()
+    estimate = moment_stable_subspace(x, train.domain, d_s)
+    directions = np.concatenate([estimate.stable, estimate.spurious[:, : z_dim - d_s]], axis=1)
+    directions = np.pad(directions, ((0, 0), (0, z_dim - directions.shape[1])))
+    warm_start_linear(autoencoder, directions, copy=WARM_COPY)
+    return estimate
+
+
 def build_module(settings: RunSettings, data: MultiDomainData) -> MultiDomainAutoencoder:
+    """The training module; with model.init=moment, ``module.warm_start`` is the moment estimate that
+    copy WARM_COPY starts from (None otherwise)."""
     z_dim, d_s = model_dims(settings.model, data)
-    return MultiDomainAutoencoder(
-        autoencoder=build_autoencoder_for(settings.model, data, z_dim),
+    autoencoder = build_autoencoder_for(settings.model, data, z_dim)
+    warm = moment_warm_start(autoencoder, data, z_dim, d_s) if settings.model.init == "moment" else None
+    module = MultiDomainAutoencoder(
+        autoencoder=autoencoder,
         num_domains=data.num_domains,
         z_dim_stable=d_s,
         z_dim_stable_true=data.z_dim_stable_true,
@@ -120,6 +144,8 @@ def build_module(settings: RunSettings, data: MultiDomainData) -> MultiDomainAut
         optim=settings.optim,
         restart_selection_epochs=settings.model.restart_selection_epochs,
     )
+    module.warm_start = warm
+    return module
 
 
 def check_model_memory(settings: RunSettings, data: MultiDomainData, z_dim: int) -> None:

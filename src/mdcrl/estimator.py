@@ -22,7 +22,7 @@ from mdcrl.errors import SavedModelError
 from mdcrl.evaluation import split_losses
 from mdcrl.io import sha256_file, write_text_atomic
 from mdcrl.metrics import stability_diagnostics
-from mdcrl.models.autoencoders import build_autoencoder
+from mdcrl.models.autoencoders import INITS, build_autoencoder
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.penalties import PENALTY_NAMES
 from mdcrl.settings import DataSettings, RunSettings, default_settings
@@ -77,6 +77,11 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
     restarts : int or None, default=None
         Copies trained at once; the one with the best validation selection score is kept.
         None: the packaged default.
+    init : {"moment", "random"} or None, default=None
+        "moment": one copy starts at the closed-form moment estimate of the stable subspace
+        (mdcrl.moment; linear encoder only) and that untrained start competes in the selection;
+        "random": the paper's initialisation. None: the encoder's packaged default (moment for
+        "linear", random for "mlp").
     random_state : int, RandomState or None, default=None
         Seed of the splits, the initialisation and the batches. An int gives the same run as
         ``seed=<int>`` on the command line.
@@ -117,6 +122,7 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         test_fraction=None,
         standardize=None,
         restarts=None,
+        init=None,
         random_state=None,
         verbose=False,
     ):
@@ -135,6 +141,7 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         self.test_fraction = test_fraction
         self.standardize = standardize
         self.restarts = restarts
+        self.init = init
         self.random_state = random_state
         self.verbose = verbose
 
@@ -152,6 +159,10 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
                 raise ValueError(f"{name}={value!r} must be a positive integer (or None for the default).")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder={self.encoder!r} must be one of {sorted(ENCODERS)}.")
+        if self.init not in (None, *INITS):
+            raise ValueError(f"init={self.init!r} must be one of {list(INITS)} (or None for the encoder's default).")
+        if self.init == "moment" and self.encoder != "linear":
+            raise ValueError(f"init='moment' warm-starts the linear encoder only (encoder={self.encoder!r}): use init='random'.")
         unknown = sorted(set(self.penalties or {}) - set(PENALTY_NAMES))
         if unknown:
             raise ValueError(f"unknown penalties {unknown}; known: {list(PENALTY_NAMES)}.")
@@ -202,7 +213,11 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
             callbacks={k: v for k, v in base.trainer.callbacks.items() if k != "visualization_callback"},
         )
         model = replace(
-            base.model, z_dim=z_dim, z_dim_stable=z_dim_stable, restarts=int(given(self.restarts, base.model.restarts))
+            base.model,
+            z_dim=z_dim,
+            z_dim_stable=z_dim_stable,
+            restarts=int(given(self.restarts, base.model.restarts)),
+            init=str(given(self.init, base.model.init)),
         )
         return replace(
             base,
@@ -289,6 +304,8 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         h, x_hat = self.autoencoder_(x)
         out = {"reconstruction_mse": float(((x_hat - x) ** 2).mean())}
         out.update(stability_diagnostics(h.numpy(), codes, self.settings_.model.z_dim_stable))
+        if "warm_start" in self.metrics_:  # init="moment": the eigen-gap and whether training kept the warm start
+            out["warm_start"] = self.metrics_["warm_start"]
         return out
 
     # -- persistence: JSON + safetensors, no pickled code --------------------------------------

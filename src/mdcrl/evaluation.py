@@ -12,6 +12,7 @@ from mdcrl.data.datamodule import batch_loader
 from mdcrl.identifiability import support_identifiable_for
 from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, stability_diagnostics
 from mdcrl.models.module import MultiDomainAutoencoder
+from mdcrl.moment import subspace_overlap
 
 
 @torch.no_grad()
@@ -27,6 +28,80 @@ def split_losses(module: MultiDomainAutoencoder, split: Split, batch_size: int) 
             totals[name] = totals.get(name, 0.0) + value.cpu().numpy().astype(np.float64) * len(x)
         count += len(x)
     return {name: total / count for name, total in totals.items()}
+
+
+def lstsq_fit(x_train: np.ndarray, y_train: np.ndarray):
+    """The least-squares affine map x -> y fitted on train rows, as a function of new rows."""
+    x_mean, y_mean = x_train.mean(axis=0), y_train.mean(axis=0)
+    coef, *_ = np.linalg.lstsq(x_train - x_mean, y_train - y_mean, rcond=None)
+    return lambda x: (x - x_mean) @ coef + y_mean
+
+
+@torch.no_grad()
+def selection_of_latents(
+    module: MultiDomainAutoencoder, h_train, h_valid, split_train: Split, split_valid: Split, d_s: int, batch_size: int
+) -> float:
+    """The validation selection score (models/module.py) of given latents (n, z): reconstruction by
+    the least-squares linear decoder from h to the model's input (fitted on train), and the
+    penalties of the first d_s coordinates, batch by batch as in validation."""
+    prepare = lambda x: module.autoencoder.prepare(torch.from_numpy(x).to(module.device)).double().cpu().numpy()  # noqa: E731
+    decode = lstsq_fit(np.asarray(h_train, dtype=np.float64), prepare(split_train.x))
+    residual = np.square(decode(np.asarray(h_valid, dtype=np.float64)) - prepare(split_valid.x)).mean(axis=1)
+    total, count = 0.0, 0
+    for start in range(0, len(h_valid), batch_size):
+        rows = slice(start, start + batch_size)
+        h_s = torch.as_tensor(h_valid[rows, :d_s], dtype=torch.float32, device=module.device)[None]
+        domains = torch.as_tensor(split_valid.domain[rows], device=module.device)
+        parts = {"recon_mse": torch.tensor([residual[rows].mean()], dtype=torch.float32, device=module.device)}
+        parts.update(module.penalty_terms(h_s, domains))  # the enabled terms, as validation has them
+        total += float(module.selection_score(parts, h_s, domains)[0]) * len(domains)
+        count += len(domains)
+    return total / count
+
+
+def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: int) -> dict:
+    """Optimisation or statistics, per run (data with true latents and flat inputs only): the
+    validation selection score of the found latents (selection_found) next to that of the encoder
+    whose stable block is the least-squares map from the model's input to the true z_S, with the
+    found spurious block (selection_at_truth); both with the least-squares decoder, so that they
+    compare like with like. found > truth: the optimiser left a better solution of the objective
+    unfound. A report of what happened: never read by selection or stopping."""
+    train, valid = data.splits["train"], data.splits["valid"]
+    if not train.z.shape[1] or train.x.ndim != 2:
+        return {}
+    d_true, d_s = data.z_dim_stable_true, module.z_dim_stable
+    h_train, h_valid = module.encode(train.x), module.encode(valid.x)
+    prepare = lambda x: module.autoencoder.prepare(torch.from_numpy(x)).double().numpy()  # noqa: E731
+    to_stable = lstsq_fit(prepare(train.x), train.z[:, :d_true].astype(np.float64))
+    truth_train = np.concatenate([to_stable(prepare(train.x)), h_train[:, d_s:]], axis=1)
+    truth_valid = np.concatenate([to_stable(prepare(valid.x)), h_valid[:, d_s:]], axis=1)
+    return {
+        "selection_found": selection_of_latents(module, h_train, h_valid, train, valid, d_s, batch_size),
+        "selection_at_truth": selection_of_latents(module, truth_train, truth_valid, train, valid, d_true, batch_size),
+    }
+
+
+# A trained stable block whose span overlaps the warm start's by at least this much "refined" it.
+WARM_START_KEPT_OVERLAP = 0.99
+
+
+@torch.no_grad()
+def warm_start_report(module: MultiDomainAutoencoder, train: Split) -> dict:
+    """Where training went from the moment warm start, without ground truth: the eigen-gap (and
+    whether it is clear), the overlap of the learned stable block's span with the estimate's
+    (moment.subspace_overlap of the least-squares map from the whitened input to h_S), and the
+    verdict: "kept" (the untrained warm start won the selection), "refined" (overlap >=
+    WARM_START_KEPT_OVERLAP) or "left"."""
+    estimate = module.warm_start
+    x = module.autoencoder.prepare(torch.from_numpy(train.x)).double().numpy()
+    h_s = module.encode(train.x)[:, : module.z_dim_stable].astype(np.float64)
+    effective, *_ = np.linalg.lstsq(x - x.mean(0), h_s - h_s.mean(0), rcond=None)
+    overlap = subspace_overlap(effective, estimate.stable)
+    if module.warm_start_kept:
+        verdict = "kept"
+    else:
+        verdict = "refined" if overlap >= WARM_START_KEPT_OVERLAP else "left"
+    return {**estimate.summary(), "overlap_with_estimate": overlap, "verdict": verdict}
 
 
 def evaluate(module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: int, nonlinear: bool = True) -> dict:
@@ -49,6 +124,10 @@ def evaluate(module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: 
             data.z_dim_stable_true,
             nonlinear=nonlinear,
         )
+    metrics.update(optimisation_gap(module, data, batch_size))
+    if module.warm_start is not None:
+        metrics["eigengap"] = module.warm_start.eigengap
+        metrics["warm_start"] = warm_start_report(module, train)
     metrics["support_identifiable"] = support_identifiable_for(data.metadata)
     metrics["diagnostics"] = stability_diagnostics(h_test, test.domain, module.z_dim_stable)
     losses = split_losses(module, test, batch_size)

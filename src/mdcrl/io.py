@@ -19,13 +19,18 @@ def _file_mode() -> int:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, lambda f: f.write(text))
+
+
+def write_atomic(path: Path, write, binary: bool = False) -> None:
+    """Call write(file) on a temporary file beside path, then rename it to path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -60,12 +60,20 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+# metrics.json entries that are words, not numbers (evaluation.warm_start_report).
+TEXT_METRICS = ("warm_start.verdict",)
+
+
 def metrics_problem(metrics) -> str:
     """Why a parsed metrics.json cannot be tabulated ('' when it can): mdcrl writes an object whose
-    values are numbers, booleans, null or nested objects of those."""
+    values are numbers, booleans, null or nested objects of those, and a word at TEXT_METRICS."""
     if not isinstance(metrics, dict):
         return f"holds a {type(metrics).__name__}, not an object of metrics"
-    bad = [k for k, v in _flatten(metrics).items() if not (v is None or isinstance(v, (int, float, bool)))]
+    bad = [
+        k
+        for k, v in _flatten(metrics).items()
+        if not (v is None or isinstance(v, (int, float, bool)) or (k in TEXT_METRICS and isinstance(v, str) and len(v) < 40))
+    ]
     return f"has non-numeric values for {bad[:5]}" if bad else ""
 
 
@@ -109,6 +117,21 @@ def penalty_name(config: dict) -> str:
     return "+".join(on) if on else "none"
 
 
+def method_name(config: dict) -> str:
+    """The column's method: "closed form" for the moment estimate alone (trainer.max_epochs=0), else
+    the penalties, with the model choices that differ from the defaults (model.init=random, the free
+    linear frame) in brackets. A run written before model.init existed started at random."""
+    model = config.get("model") or {}
+    if int((config.get("trainer") or {}).get("max_epochs", 1) or 0) == 0:
+        return "closed form"
+    notes = []
+    if model.get("init", "random") != "moment":
+        notes.append("init=random")
+    if (model.get("autoencoder") or {}).get("frame") == "free":
+        notes.append("free frame")
+    return penalty_name(config) + (f" [{', '.join(notes)}]" if notes else "")
+
+
 def scm_name(config: dict) -> str:
     ds = (config.get("datamodule") or {}).get("dataset") or {}
     if ds.get("correlated_z"):
@@ -124,7 +147,7 @@ def describe(run: Run, columns: str) -> dict:
     if columns == "tags":
         row["column"] = "/".join(run.info.get("tags") or []) or "untagged"
     else:
-        row["column"] = f"{penalty_name(run.config)}, {scm_name(run.config)}"
+        row["column"] = f"{method_name(run.config)}, {scm_name(run.config)}"
     return row
 
 
@@ -163,6 +186,7 @@ def summarize(runs: list[Run], metrics: list[str], columns: str = "config") -> t
             problems.append(f"z_dim={z_dim}, num_domains={k}, {column}: {problem}")
         known = [r.metrics["support_identifiable"] for r in cell_runs if r.metrics.get("support_identifiable") is not None]
         identifiable = f"{sum(map(bool, known))}/{len(known)}" if known else ""
+        gap = "" if column.startswith("closed form") else optimisation_gap_mark(cell_runs)
         for metric in metrics:
             values = np.array([r.metrics.get(metric, np.nan) for r in cell_runs], dtype=float)
             values = values[np.isfinite(values)]
@@ -176,16 +200,36 @@ def summarize(runs: list[Run], metrics: list[str], columns: str = "config") -> t
                     "std": values.std(ddof=1) if len(values) > 1 else np.nan,
                     "count": len(values),
                     "identifiable": identifiable,
+                    "gap": gap,
                 }
             )
     return pd.DataFrame.from_records(records), problems
 
 
-def format_cell(mean: float, std: float, count: int, identifiable: str = "") -> str:
+# A cell whose mean found selection score exceeds the mean score at the truth by more than this
+# fraction is marked: the optimiser, not the data, left the objective above the truth's.
+OPTIMISATION_GAP = 0.05
+
+
+def optimisation_gap_mark(cell_runs: list[Run]) -> str:
+    """ " [opt gap +x%]" where the cell's mean selection_found exceeds its mean selection_at_truth
+    by more than OPTIMISATION_GAP (metrics.json, evaluation.optimisation_gap), else ""."""
+    pairs = [(r.metrics.get("selection_found"), r.metrics.get("selection_at_truth")) for r in cell_runs]
+    pairs = [(f, t) for f, t in pairs if isinstance(f, (int, float)) and isinstance(t, (int, float))]
+    if not pairs:
+        return ""
+    found, truth = (float(np.mean(v)) for v in zip(*pairs))
+    if truth > 0 and found > (1 + OPTIMISATION_GAP) * truth:
+        return f"opt gap +{100 * (found / truth - 1):.0f}%"
+    return ""
+
+
+def format_cell(mean: float, std: float, count: int, identifiable: str = "", gap: str = "") -> str:
     if count == 0 or math.isnan(mean):
         return "—"
     spread = "—" if math.isnan(std) else f"{std:.3f}"
     mark = f" [{identifiable} id]" if identifiable else ""
+    mark += f" [{gap}]" if gap else ""
     return f"{mean:.3f} ± {spread} ({count}){mark}"
 
 
@@ -220,9 +264,8 @@ def markdown_tables(table: pd.DataFrame) -> str:
     parts = []
     for metric, sub in table.groupby("metric", sort=False):
         identifiable = sub["identifiable"] if "identifiable" in sub else [""] * len(sub)
-        sub = sub.assign(
-            cell=[format_cell(m, s, c, i) for m, s, c, i in zip(sub["mean"], sub["std"], sub["count"], identifiable)]
-        )
+        gaps = sub["gap"] if "gap" in sub else [""] * len(sub)
+        sub = sub.assign(cell=[format_cell(*values) for values in zip(sub["mean"], sub["std"], sub["count"], identifiable, gaps)])
         wide = sub.pivot_table(index=list(ROWS), columns="column", values="cell", aggfunc="first").fillna("—")
         header = "| z_dim | num_domains | " + " | ".join(wide.columns) + " |"
         lines = [f"### {metric}", "", header, "|" + "---|" * (len(wide.columns) + 2)]
@@ -285,6 +328,13 @@ def write_report(paths: list[Path], out: Path, metrics: list[str], columns: str 
         text += [
             "`[a/b id]`: a of the cell's b seeds are certified identifiable by support (README, "
             '"Where the limit is 1"): only there can min-max reach r2_zinv_from_hinv = 1.',
+            "",
+        ]
+    if "gap" in table and table["gap"].astype(bool).any():
+        text += [
+            f"`[opt gap +x%]`: the cell's mean validation selection score is more than {100 * OPTIMISATION_GAP:.0f}% above "
+            "that of the encoder whose stable block is the least-squares map to the true z_S (metrics.json "
+            "selection_found / selection_at_truth): a better solution of the objective exists that training did not reach.",
             "",
         ]
     text.append(markdown_tables(table) if len(table) else "No finished runs.")

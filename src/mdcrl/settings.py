@@ -78,6 +78,7 @@ class ModelSettings:
     whiten: bool
     save_encoded_data: bool
     restart_selection_epochs: int | None = None  # then only the chosen copy trains on (module.py)
+    init: str = "random"  # moment: copy 0 starts at the closed-form estimate (mdcrl.moment); random: the paper's
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class RunSettings:
             whiten=bool(m.get("whiten", False)),
             save_encoded_data=bool(m.get("save_encoded_data", False)),
             restart_selection_epochs=m.get("restart_selection_epochs"),
+            init=str(m.get("init", "random")),
         )
         data = DataSettings(dm.pop("name"), int(dm.pop("batch_size")), dm)
         trainer = TrainerSettings(int(tr.pop("max_epochs")), tr, dict(c.get("callbacks") or {}), dict(c.get("logger") or {}))
@@ -182,6 +184,7 @@ class RunSettings:
             "z_dim_invariant": m.z_dim_stable,
             "restarts": m.restarts,
             "restart_selection_epochs": m.restart_selection_epochs,
+            "init": m.init,
             "whiten": m.whiten,
             "penalty_weight": p.scale,
             "penalty_reduction": p.reduction,

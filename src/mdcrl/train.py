@@ -30,14 +30,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mdcrl import __version__
-from mdcrl.builders import build_data, build_module, build_trainer, check_model_memory, model_dims, set_threads
+from mdcrl.builders import WARM_COPY, build_data, build_module, build_trainer, check_model_memory, model_dims, set_threads
 from mdcrl.callbacks import RunClock
 from mdcrl.console import quiet_lightning
 from mdcrl.data import MultiDomainData, MultiDomainDataModule
 from mdcrl.data.encoded import save_encoded
 from mdcrl.errors import ConfigError, MdcrlError
 from mdcrl.evaluation import evaluate, print_metrics, split_losses
-from mdcrl.io import read_json, write_json_atomic, write_text_atomic
+from mdcrl.io import read_json, write_atomic, write_json_atomic, write_text_atomic
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.rundir import RunState, data_fingerprint, previous_run_state, remove_if_empty, write_hydra_files
 from mdcrl.settings import RunSettings
@@ -120,6 +120,7 @@ def train_and_evaluate(
     input_map = module.autoencoder.input_map
     if input_map is not None:  # the whitening itself is in the checkpoints (model buffers)
         info["whitening"] = {"input_dim": int(input_map.shape[0]), "whitened_dim": int(input_map.shape[1])}
+    warm_score = save_warm_start(module, run_dir, data, batch_size) if module.warm_start is not None else None
     with quiet_lightning():
         trainer = build_trainer(settings, run_dir, clock, previous.resume_epoch)
         fit_start = time.perf_counter()
@@ -127,7 +128,9 @@ def train_and_evaluate(
         # (code) is refused, also for a user's ckpt_path.
         trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path or previous.resume_from, weights_only=True)
     info["fit_time_s"] = time.perf_counter() - fit_start
-    info["best_checkpoint"] = load_best_weights(module, trainer)
+    info["best_checkpoint"] = load_best_weights(module, trainer, warm_score, run_dir)
+    if module.warm_start is not None:
+        info["warm_start"] = {"selection": warm_score, "kept_untrained": module.warm_start_kept, **module.warm_start.summary()}
     info["epochs"] = int(trainer.current_epoch)
     # The restarts' validation selection scores at the best checkpoint: the chosen one is the lowest.
     info["restart_selection_scores"] = split_losses(module, data.splits["valid"], batch_size)["selection"].tolist()
@@ -147,10 +150,33 @@ def save_encodings(run_dir: Path, module: MultiDomainAutoencoder, settings: RunS
     save_encoded(run_dir, encodings, data, source)
 
 
-def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer) -> str | None:
-    """Load the best checkpoint's weights (by the checkpoint callback's monitor) into the module."""
+def warm_start_path(run_dir: Path) -> Path:
+    return run_dir / "checkpoints" / "warm_start.ckpt"
+
+
+def save_warm_start(module: MultiDomainAutoencoder, run_dir: Path, data: MultiDomainData, batch_size: int) -> float:
+    """The warm start before any step, as a candidate of the selection: checkpoints/warm_start.ckpt
+    (with copy WARM_COPY chosen) and its validation selection score, which it returns. Recomputed
+    at every attempt: the untrained model is the same each time (same seed), also after a resume."""
+    module.autoencoder.chosen.fill_(WARM_COPY)
+    score = float(split_losses(module, data.splits["valid"], batch_size)["selection"][WARM_COPY])
+    path = warm_start_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda f: torch.save({"state_dict": module.state_dict(), "val/selection": score}, f), binary=True)
+    module.train()  # split_losses left it in eval mode
+    return score
+
+
+def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_score: float | None, run_dir: Path) -> str | None:
+    """Load the best weights into the module: the best checkpoint's (by the checkpoint callback's
+    monitor, val/selection), or the untrained warm start's where no epoch scored lower (also when
+    there was no epoch: trainer.max_epochs=0, the closed form alone). Returns the path loaded."""
     callback = trainer.checkpoint_callback
     path = getattr(callback, "best_model_path", "") if callback else ""
+    best = getattr(callback, "best_model_score", None) if path else None
+    if warm_score is not None and (best is None or warm_score <= float(best)):
+        path = str(warm_start_path(run_dir))
+        module.warm_start_kept = True
     if path:
         load_weights(module, path)
     return path or None

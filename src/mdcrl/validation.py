@@ -19,7 +19,7 @@ from mdcrl.data.base import SPLITS
 from mdcrl.data.mixing import mixing_dims
 from mdcrl.data.polynomial import num_monomials
 from mdcrl.errors import ConfigError
-from mdcrl.models.autoencoders import ACTIVATIONS
+from mdcrl.models.autoencoders import ACTIVATIONS, INITS, LINEAR_FRAMES
 from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
 
 _MISSING = object()
@@ -29,7 +29,7 @@ _MISSING = object()
 NUMBER_SETTINGS = [
     ("seed", "int", None, False),
     ("datamodule.batch_size", "int", 1, False),
-    ("trainer.max_epochs", "int", 1, False),
+    ("trainer.max_epochs", "int", 0, False),  # 0: the closed form alone (model.init=moment), see validate_config
     ("trainer.gradient_clip_val", "real", 0, True),
     ("model.z_dim", "int", 2, True),
     ("model.z_dim_invariant", "int", 1, True),
@@ -233,6 +233,21 @@ def validate_model(model) -> None:
         "copy trains on) or null (every copy trains to the end).",
     )
     _require(isinstance(model.get("whiten", False), bool), f"{p}.whiten={model.get('whiten')!r} must be true or false.")
+    autoencoder = model.get("autoencoder") or {}
+    init = model.get("init", "random")
+    _require(init in INITS, f"{p}.init={init!r} must be one of {list(INITS)}.")
+    if init == "moment":
+        _require(
+            autoencoder.get("name") == "linear",
+            f"{p}.init=moment warm-starts the linear autoencoder only (this one is {autoencoder.get('name')!r}): "
+            f"set {p}.init=random.",
+        )
+        _require(
+            model.get("whiten", False),
+            f"{p}.init=moment estimates the stable subspace in whitened coordinates: set {p}.whiten=true (or {p}.init=random).",
+        )
+    frame = autoencoder.get("frame", "free")
+    _require(frame in LINEAR_FRAMES, f"{p}.autoencoder.frame={frame!r} must be one of {list(LINEAR_FRAMES)}.")
     activation = (model.get("autoencoder") or {}).get("activation", "leaky_relu")
     _require(
         activation in ACTIVATIONS,
@@ -327,6 +342,11 @@ def validate_config(cfg) -> None:
     validate_numbers(cfg)
     validate_model(cfg.model)
     validate_trainer(cfg.trainer)
+    _require(
+        int(cfg.trainer.max_epochs) >= 1 or cfg.model.get("init") == "moment",
+        "trainer.max_epochs=0 trains nothing: it evaluates the closed-form warm start alone, which needs "
+        "model.init=moment (experiment=moment_baseline); otherwise set trainer.max_epochs >= 1.",
+    )
     per_domain = max(2, int(cfg.model.minmax_loss.top_k))  # as builders.min_per_domain, on the config
     if cfg.datamodule.name == "mixing":
         validate_mixing_dataset(cfg.datamodule.dataset, per_domain)

@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
-from mdcrl.models.base import Autoencoder, StackedLinear
+from mdcrl.models.base import Autoencoder, FrameDecoder, FrameEncoder, StackedFrame, StackedLinear
 from mdcrl.models.resnet import resnet18_autoencoder
 
+LINEAR_FRAMES = ("orthonormal", "free")
+INITS = ("moment", "random")  # model.init: the closed-form warm start of copy 0 (mdcrl.moment), or the paper's
 
-def linear_autoencoder(x_dim: int, z_dim: int, restarts: int = 1) -> Autoencoder:
-    """Linear mixing is identified up to a block-affine map, so a linear f and h suffice."""
-    return Autoencoder(StackedLinear(restarts, x_dim, z_dim), StackedLinear(restarts, z_dim, x_dim), restarts)
+
+def linear_autoencoder(x_dim: int, z_dim: int, restarts: int = 1, frame: str = "orthonormal") -> Autoencoder:
+    """Linear mixing is identified up to a block-affine map, so a linear f and h suffice.
+
+    frame="free": encoder and decoder are free affine maps (the paper's model). frame="orthonormal":
+    h = x Q and x_hat = h Q^T with Q an orthonormal frame (models/base.py, StackedFrame), meant for
+    whitened inputs: the latents cannot shrink, and with z_dim = x_dim the reconstruction is exact, so
+    training minimises the paper's objective with its reconstruction term at the optimum."""
+    if frame not in LINEAR_FRAMES:
+        raise ValueError(f"model.autoencoder.frame={frame!r} is unknown; choose one of {list(LINEAR_FRAMES)}")
+    if frame == "free":
+        return Autoencoder(StackedLinear(restarts, x_dim, z_dim), StackedLinear(restarts, z_dim, x_dim), restarts)
+    shared = StackedFrame(restarts, x_dim, z_dim)
+    return Autoencoder(FrameEncoder(shared), FrameDecoder(shared), restarts)
+
+
+@torch.no_grad()
+def warm_start_linear(autoencoder: Autoencoder, directions: np.ndarray, copy: int = 0) -> None:
+    """Start copy ``copy`` of a linear autoencoder (either frame) at the orthonormal columns
+    ``directions`` (x_dim, z_dim) of its (whitened) input: encoder h = x directions, decoder its
+    transpose, biases 0, so the reconstruction starts at its optimum."""
+    q = torch.as_tensor(np.ascontiguousarray(directions), dtype=torch.float32)
+    encoder = autoencoder.encoder
+    if isinstance(encoder, FrameEncoder):
+        encoder.frame.weight[copy].copy_(q)
+        return
+    if not (isinstance(encoder, StackedLinear) and isinstance(autoencoder.decoder, StackedLinear)):
+        raise ValueError("model.init=moment warm-starts the linear autoencoder only: set model.init=random")
+    encoder.weight[copy].copy_(q)
+    encoder.bias[copy].zero_()
+    autoencoder.decoder.weight[copy].copy_(q.T)
+    autoencoder.decoder.bias[copy].zero_()
 
 
 # Hidden-layer nonlinearities. SiLU is smooth: the polynomial stage-1 encoder must invert a smooth

@@ -45,6 +45,57 @@ class StackedLinear(nn.Module):
         return torch.baddbmm(bias, x, weight)
 
 
+class StackedFrame(nn.Module):
+    """``restarts`` orthonormal frames Q (in_features x out_features, Q^T Q = I) of free matrices: Q is
+    the Q factor of the weight's reduced QR decomposition, signs fixed so that R has a positive
+    diagonal (then an orthonormal weight is its own frame, and Q moves smoothly with the weight).
+    Column j of Q depends only on the weight's columns 0..j, so the span of the first d_S columns
+    (the stable block) is that of the weight's first d_S columns.
+
+    The orthonormal linear autoencoder encodes whitened x as h = x Q and decodes x_hat = h Q^T: h has
+    unit variance in every coordinate whatever Q, so no penalty can be lowered by shrinking h, and
+    with out_features = in_features the reconstruction is exact (docs/design.md, "Warm start")."""
+
+    def __init__(self, restarts: int, in_features: int, out_features: int):
+        super().__init__()
+        if out_features > in_features:
+            raise ValueError(
+                f"an orthonormal frame of {out_features} latents needs at least as many (whitened) input "
+                f"features, got {in_features}: set model.autoencoder.frame=free or a smaller model.z_dim"
+            )
+        weight = torch.empty(restarts, in_features, out_features)
+        for r in range(restarts):
+            nn.init.orthogonal_(weight[r])
+        self.weight = nn.Parameter(weight)
+        self.copies: torch.Tensor | None = None  # as StackedLinear.copies
+
+    def frame(self) -> torch.Tensor:
+        weight = self.weight if self.copies is None else self.weight.index_select(0, self.copies)
+        q, r = torch.linalg.qr(weight)
+        signs = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
+        return q * torch.where(signs == 0, torch.ones_like(signs), signs).unsqueeze(-2)
+
+
+class FrameEncoder(nn.Module):
+    def __init__(self, frame: StackedFrame):
+        super().__init__()
+        self.frame = frame
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, self.frame.frame())
+
+
+class FrameDecoder(nn.Module):
+    """x_hat = h Q^T with the encoder's frame (held, not copied: one parameter)."""
+
+    def __init__(self, frame: StackedFrame):
+        super().__init__()
+        self._frame = [frame]  # a list, so that the shared frame is registered once, in the encoder
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(h, self._frame[0].frame().transpose(-1, -2))
+
+
 def fit_whitening(x: np.ndarray, tolerance: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
     """PCA whitening of the rows of x: (mean, map) with (x - mean) @ map of identity covariance.
     Directions whose variance is below ``tolerance`` x the largest are dropped (linear mixing of
@@ -64,7 +115,7 @@ class Autoencoder(nn.Module):
         self.restarts = int(restarts)
         self.register_buffer("chosen", torch.zeros((), dtype=torch.long))
         self.only_chosen = False  # not saved: the training module derives it from the epoch
-        self._stacked = [m for m in self.modules() if isinstance(m, StackedLinear)]
+        self._stacked = [m for m in self.modules() if isinstance(m, (StackedLinear, StackedFrame))]
         for name in ("input_mean", "input_map", "input_unmap"):  # set by set_whitening
             self.register_buffer(name, None)
 

@@ -57,6 +57,8 @@ class MultiDomainAutoencoder(L.LightningModule):
         self._warned_bandwidth = False
         self._val_outputs: list = []
         self._epoch_sums: dict = {}
+        self.warm_start = None  # the moment estimate copy builders.WARM_COPY started from (model.init=moment)
+        self.warm_start_kept = False  # set after fitting: the untrained warm start won the selection
 
     # -- objective ---------------------------------------------------------------------------
     def penalty_terms(self, h_s: torch.Tensor, domains: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
