@@ -352,3 +352,80 @@ def test_estimator_run_dir_reused_with_same_data_and_refused_with_other(tmp_path
     assert np.array_equal(first.transform(x), again.transform(x))
     with pytest.raises(ConfigError, match="made from other data"):
         again.fit(x + 1.0, d, run_dir=tmp_path / "r")
+
+
+# -- second round: one writer per run directory, checkpoints of the run's own, regular files only --
+def test_a_run_directory_being_written_is_left_alone_by_a_second_launcher(tmp_path, compose):
+    # Another process holds the run's lock (as a first launcher of the same sweep would).
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from mdcrl.rundir import RunLock; RunLock(sys.argv[1]).acquire(); print('held', flush=True); "
+            "time.sleep(120)",
+            str(tmp_path / "run"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run(compose([]), run_dir=tmp_path / "run") == {}  # skipped, saying so
+        assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.lock"]  # nothing written
+        assert f"process {holder.pid}" in (tmp_path / "run" / "run.lock").read_text()
+    finally:
+        holder.kill()  # like a crash: the kernel drops the lock, nothing stale is left to clear
+        holder.wait()
+    metrics = run(compose([]), run_dir=tmp_path / "run")
+    assert "r2_zinv_from_hinv" in metrics and not (tmp_path / "run" / "run.lock").exists()
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["attempts"] == 1 and info["status"] == "finished"
+
+
+def test_a_run_continued_from_another_runs_checkpoint_never_reports_that_run(tmp_path, compose):
+    run(compose(["trainer.max_epochs=3"]), run_dir=tmp_path / "a")
+    cfg = compose(["trainer.max_epochs=3", f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}"])
+    run(cfg, run_dir=tmp_path / "b")  # resumes at max_epochs: no epoch trains in b
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert not str(info["best_checkpoint"] or "").startswith(str(tmp_path / "a"))
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_as_ckpt_path(tmp_path, compose):
+    run(compose(["trainer.max_epochs=2"]), run_dir=tmp_path / "a")
+    checkpoint = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["state_dict"] = {
+        k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()
+    }
+    torch.save(checkpoint, tmp_path / "nan.ckpt")
+    with pytest.raises(ConfigError, match="holds non-finite weights"):
+        run(compose(["trainer.max_epochs=3", f"ckpt_path={tmp_path / 'nan.ckpt'}"]), run_dir=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_stage1_encoding_linked_to_a_device_is_refused_at_once(stage1_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "stage1"
+    shutil.copytree(stage1_run, copy)
+    (copy / "encoded" / "train.safetensors").unlink()
+    (copy / "encoded" / "train.safetensors").symlink_to("/dev/zero")
+    cfg = compose_config(
+        QUIET + ["datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", f"run_path={copy}"], tiny=False
+    )
+    with pytest.raises(OSError, match="is not a regular file"):
+        run(cfg, run_dir=tmp_path / "stage2")
+    assert not (tmp_path / "stage2").exists()
+
+
+def test_json_and_checkpoint_readers_refuse_devices_and_deep_nesting(tmp_path):
+    from mdcrl.errors import UnsafeFileError
+    from mdcrl.io import read_json, sha256_file
+    from mdcrl.rundir import probe_checkpoint
+
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    for reader in (read_json, sha256_file, probe_checkpoint):
+        with pytest.raises(UnsafeFileError, match="not a regular file"):
+            reader(tmp_path / "zero")
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        read_json(tmp_path / "deep.json")

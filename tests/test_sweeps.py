@@ -93,7 +93,7 @@ def test_parallel_sweep_kill_rerun_skips_finished_resumes_killed_and_reports(tmp
     md = (out / "report.md").read_text()
     assert "| z_dim | num_domains | minmax, independent |" in md and "(2) [" in md
     # the certificate mark: (8, 2) is certified for neither of these seeds, (8, 4) for both
-    assert "(2) [0/2 id] |" in md and "(2) [2/2 id] |" in md
+    assert "(2) [0/2 id]" in md and "(2) [2/2 id]" in md
     assert (out / "report.csv").exists() and (out / "r2_zinv_from_hinv.png").exists()
 
 

@@ -37,6 +37,20 @@ class SavedModelError(MdcrlError, ValueError):
     """A saved estimator directory that is incomplete, corrupt or tampered with."""
 
 
+class UnsafeFileError(MdcrlError, OSError):
+    """A path mdcrl would read that is not a regular file (a link to a device, a FIFO) or is far too
+    large for what it should hold: reading it could hang or exhaust memory. An OSError, so that
+    code that treats an unreadable file as missing does so here too."""
+
+
+class RunInProgressError(MdcrlError, RuntimeError):
+    """Another process is writing this run directory (its run.lock); a sweep skips such a run."""
+
+
+class CheckpointError(MdcrlError, ValueError):
+    """A run's checkpoint that cannot be evaluated (non-finite weights)."""
+
+
 class NonFiniteLossError(MdcrlError, FloatingPointError):
     """Raised by a training step whose loss is NaN or inf; the last good checkpoint is kept."""
 

@@ -20,7 +20,7 @@ from mdcrl.data.base import Split
 from mdcrl.data.tables import check_arrays, finite_matrix
 from mdcrl.errors import SavedModelError
 from mdcrl.evaluation import split_losses
-from mdcrl.io import sha256_file, write_text_atomic
+from mdcrl.io import read_json, sha256_file, write_text_atomic
 from mdcrl.metrics import stability_diagnostics
 from mdcrl.models.autoencoders import INITS, build_autoencoder
 from mdcrl.models.module import MultiDomainAutoencoder
@@ -337,7 +337,7 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         path = Path(path)
         meta_path, weights_path = path / "estimator.json", path / "weights.safetensors"
         try:
-            state = json.loads(meta_path.read_text())
+            state = read_json(meta_path)
         except (OSError, ValueError) as err:
             raise SavedModelError(f"{meta_path} cannot be read ({err}); save the estimator again.") from err
         try:

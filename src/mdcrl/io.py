@@ -6,8 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from mdcrl.errors import UnsafeFileError
+
+# The largest JSON or YAML file mdcrl writes is a few kB (metadata.json, run.json, metrics.json).
+MAX_TEXT_BYTES = 16 << 20
 
 
 def _file_mode() -> int:
@@ -43,13 +49,37 @@ def write_json_atomic(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
 
 
+def regular_file(path: Path, max_bytes: int | None = None) -> Path:
+    """``path``, after checking that it is (or links to) a regular file of at most ``max_bytes``: a
+    link to /dev/zero or a FIFO would make a reader hang. Raises FileNotFoundError when it is missing
+    and UnsafeFileError (an OSError) otherwise."""
+    path = Path(path)
+    info = os.stat(path)  # follows links; FileNotFoundError when missing, ELOOP for a link loop
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeFileError(f"{path} is not a regular file (a link to a device, a FIFO, a directory?); mdcrl reads files only.")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise UnsafeFileError(f"{path} is {info.st_size:,} bytes, far more than such a file holds ({max_bytes:,} at most).")
+    return path
+
+
+def read_text(path: Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    with open(regular_file(path, max_bytes)) as f:
+        return f.read()
+
+
 def read_json(path: Path):
-    with open(path) as f:
-        return json.load(f)
+    """A JSON file mdcrl wrote (checked as regular_file). Raises ValueError for malformed JSON, also
+    for one nested too deeply to parse (Python's parser would raise RecursionError)."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except RecursionError as err:
+        raise ValueError(f"{path} is nested too deeply to be a file mdcrl wrote") from err
 
 
 def sha256_file(path: Path) -> str:
     """Checksum of a data file, to tell an intact cache or encoding from a corrupt one."""
+    regular_file(path)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from mdcrl.errors import MdcrlError, exit_on_expected_error
+from mdcrl.io import read_json, read_text
 from mdcrl.settings import PRESENTATION_SETTINGS
 
 HEADLINE_METRICS = ("r2_zinv_from_hinv", "r2_zsp_from_hinv")
@@ -79,18 +80,20 @@ def metrics_problem(metrics) -> str:
 
 def load_run(path: Path) -> Run:
     try:
-        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        config = yaml.safe_load(read_text(path / "config.yaml")) or {}
     except (OSError, yaml.YAMLError) as err:
         return Run(path, {}, "unreadable", problem=f"config.yaml unreadable: {err}")
     try:
-        info = json.loads((path / "run.json").read_text())
-    except (OSError, ValueError):
-        info = {}
+        info = read_json(path / "run.json") if (path / "run.json").exists() else {}
+    except (OSError, ValueError) as err:
+        return Run(path, config, "unreadable", problem=f"run.json is truncated or corrupt ({err})")
+    if not isinstance(info, dict):
+        return Run(path, config, "unreadable", problem="run.json is not an object")
     metrics_path = path / "metrics.json"
     if metrics_path.exists():
         try:
-            metrics = json.loads(metrics_path.read_text())
-        except ValueError as err:
+            metrics = read_json(metrics_path)
+        except (OSError, ValueError) as err:
             return Run(path, config, "unreadable", info=info, problem=f"metrics.json is truncated or corrupt ({err})")
         problem = metrics_problem(metrics)
         if problem:

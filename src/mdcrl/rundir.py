@@ -6,10 +6,12 @@ survive the resume, and Hydra's own files written only once the config has been 
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import logging
 import os
 import pickle
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +22,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
-from mdcrl.errors import ConfigError
-from mdcrl.io import read_json, sha256_file, write_text_atomic
+from mdcrl.errors import ConfigError, RunInProgressError
+from mdcrl.io import read_json, read_text, regular_file, sha256_file, write_text_atomic
 from mdcrl.settings import RunSettings
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,57 @@ def data_fingerprint(settings: RunSettings, arrays=None) -> str | None:
     return sha256_file(path) if path is not None and path.is_file() else None
 
 
+class RunLock:
+    """One writer per run directory: an exclusive flock on ``run_dir/run.lock``, which also names
+    the holder (host, pid) for the message a second launcher gets (RunInProgressError). The kernel
+    drops the lock when its process ends in any way (also kill -9), so a crashed run never leaves a
+    stale lock behind; the file is removed on release. flock works across hosts on shared file
+    systems that support it (NFS emulates it with POSIX locks)."""
+
+    NAME = "run.lock"
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / self.NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 256).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise RunInProgressError(
+                    f"{self.path.parent} is being written by {holder} (it holds {self.NAME}); this launcher leaves it alone: "
+                    "run the command again once that run has finished."
+                ) from None
+            try:  # the holder we raced with may have removed the file after we opened it: lock the current one
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # before unlocking: a waiter then re-checks and locks a new file
+            os.close(self._fd)  # drops the flock
+            self._fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 @dataclass
 class RunState:
     state: str  # new | finished | unfinished
@@ -59,7 +112,7 @@ class RunState:
 def probe_checkpoint(path: Path) -> int:
     """The epoch after the one a checkpoint finished; raises if the file cannot be read safely
     (truncated, corrupt, or holding anything but tensors and plain values)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = torch.load(regular_file(path), map_location="cpu", weights_only=True)
     return int(checkpoint["epoch"]) + 1
 
 
@@ -70,7 +123,7 @@ def previous_run_state(settings: RunSettings, run_dir: Path, fingerprint: str | 
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return RunState("new")
-    if RunSettings.from_config(OmegaConf.load(saved)).identity() != settings.identity():
+    if RunSettings.from_config(OmegaConf.create(read_text(saved))).identity() != settings.identity():
         raise ConfigError(
             f"{run_dir} already holds a run with different settings (another seed counts: an estimator with "
             "random_state=None draws one per fit); nothing was overwritten. Choose another run directory "

@@ -35,11 +35,11 @@ from mdcrl.callbacks import RunClock
 from mdcrl.console import quiet_lightning
 from mdcrl.data import MultiDomainData, MultiDomainDataModule
 from mdcrl.data.encoded import save_encoded
-from mdcrl.errors import ConfigError, MdcrlError
+from mdcrl.errors import CheckpointError, ConfigError, MdcrlError, RunInProgressError
 from mdcrl.evaluation import evaluate, print_metrics, split_losses
-from mdcrl.io import read_json, write_atomic, write_json_atomic, write_text_atomic
+from mdcrl.io import read_json, regular_file, write_atomic, write_json_atomic, write_text_atomic
 from mdcrl.models.module import MultiDomainAutoencoder
-from mdcrl.rundir import RunState, data_fingerprint, previous_run_state, remove_if_empty, write_hydra_files
+from mdcrl.rundir import RunLock, RunState, data_fingerprint, previous_run_state, remove_if_empty, write_hydra_files
 from mdcrl.settings import RunSettings
 from mdcrl.validation import validate_config
 
@@ -53,6 +53,9 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
     try:
         validate_config(cfg)
         return fit_run(RunSettings.from_config(cfg), run_dir, config=cfg)[1]
+    except RunInProgressError as err:  # a second launcher of the same sweep: that run is not this one's to write
+        log.warning("skipping it: %s", err)
+        return {}
     except MdcrlError:
         remove_if_empty(run_dir)
         raise
@@ -70,6 +73,18 @@ def fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData | None =
     run_dir = Path(run_dir)
     if settings.run_path and Path(settings.run_path).resolve() in (run_dir.resolve(), *run_dir.resolve().parents):
         raise ConfigError(f"the run directory {run_dir} lies inside run_path={settings.run_path}; stage 2 never writes there.")
+    created = not run_dir.exists()
+    try:
+        with RunLock(run_dir):  # one writer per run directory, from here to the end
+            return locked_fit_run(settings, run_dir, data, config)
+    except MdcrlError:
+        if created:
+            remove_if_empty(run_dir)  # a run refused before it wrote anything leaves no directory behind
+        raise
+
+
+def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData | None, config: DictConfig):
+    """fit_run's work, with the run directory's lock held."""
     fingerprint = data_fingerprint(settings, data)
     previous = previous_run_state(settings, run_dir, fingerprint)
     if previous.state == "finished":
@@ -170,10 +185,26 @@ def save_warm_start(module: MultiDomainAutoencoder, run_dir: Path, data: MultiDo
 def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_score: float | None, run_dir: Path) -> str | None:
     """Load the best weights into the module: the best checkpoint's (by the checkpoint callback's
     monitor, val/selection), or the untrained warm start's where no epoch scored lower (also when
-    there was no epoch: trainer.max_epochs=0, the closed form alone). Returns the path loaded."""
+    there was no epoch: trainer.max_epochs=0, the closed form alone). Returns the path loaded.
+
+    Only checkpoints of this run's own checkpoints/ are loaded: a run continued from another run's
+    checkpoint (ckpt_path) inherits that run's best_model_path in the callback's state, and would
+    otherwise be evaluated with the other run's weights. Such a path is ignored (with a warning) and
+    this run's own best.ckpt, else its last.ckpt, is used."""
     callback = trainer.checkpoint_callback
     path = getattr(callback, "best_model_path", "") if callback else ""
     best = getattr(callback, "best_model_score", None) if path else None
+    own = (run_dir / "checkpoints").resolve()
+    if path and Path(path).resolve().parent != own:
+        fallback = next((p for p in (own / "best.ckpt", own / "last.ckpt") if p.is_file()), None)
+        log.warning(
+            "the checkpoint callback names %s as the best checkpoint, which is not in this run's %s (state carried over "
+            "from ckpt_path?); evaluating with %s instead.",
+            path,
+            own,
+            fallback or "the weights in memory",
+        )
+        path, best = (str(fallback) if fallback else ""), None
     if warm_score is not None and (best is None or warm_score <= float(best)):
         path = str(warm_start_path(run_dir))
         module.warm_start_kept = True
@@ -183,7 +214,15 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_s
 
 
 def load_weights(module: MultiDomainAutoencoder, path: str | Path) -> None:
-    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    """Load a checkpoint's weights (tensors and plain values only), refusing non-finite ones."""
+    state = torch.load(regular_file(path), map_location="cpu", weights_only=True)["state_dict"]
+    bad = [name for name, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise CheckpointError(
+            f"{path} holds non-finite weights ({', '.join(bad[:3])}); it cannot be evaluated. "
+            "Delete the run directory and train again."
+        )
+    module.load_state_dict(state)
 
 
 def run_info(settings: RunSettings, previous: RunState, fingerprint: str | None) -> dict:

@@ -284,12 +284,16 @@ def validate_checkpoint_path(ckpt_path) -> None:
         Path(str(ckpt_path)).is_file(), f"ckpt_path={ckpt_path} is not a file; pass an existing .ckpt file or ckpt_path=null."
     )
     try:  # tensors and plain values only: a checkpoint that needs code to unpickle is refused
-        torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
+        checkpoint = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated, corrupt or unsafe files
         raise ConfigError(
             f"ckpt_path={ckpt_path} cannot be loaded safely ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
             "it is truncated, corrupt, or holds pickled objects beyond tensors and plain values."
         ) from err
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    _require(isinstance(state, dict), f"ckpt_path={ckpt_path} is not a checkpoint of an mdcrl run (no state_dict).")
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    _require(not bad, f"ckpt_path={ckpt_path} holds non-finite weights ({', '.join(bad[:3])}); continue from another checkpoint.")
 
 
 GIB = 1024**3

@@ -23,19 +23,21 @@ from mdcrl.data.datamodule import to_model_input
 def load_trained(run_dir: Path):
     """(config, data, module with the run's best weights) rebuilt from a run directory."""
     from mdcrl.builders import build_data, build_module
+    from mdcrl.io import read_text
     from mdcrl.settings import RunSettings
+    from mdcrl.train import load_weights
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise SystemExit(f"{run_dir} is not a run directory (no config.yaml)")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = OmegaConf.create(read_text(run_dir / "config.yaml"))
     checkpoints = sorted((run_dir / "checkpoints").glob("best*.ckpt")) or sorted((run_dir / "checkpoints").glob("last*.ckpt"))
     if not checkpoints:
         raise SystemExit(f"{run_dir} has no checkpoint in checkpoints/")
     settings = RunSettings.from_config(cfg)
     data = build_data(settings)
     module = build_module(settings, data)
-    module.load_state_dict(torch.load(checkpoints[0], map_location="cpu", weights_only=True)["state_dict"])
+    load_weights(module, checkpoints[0])
     return cfg, data, module.eval()
 
 

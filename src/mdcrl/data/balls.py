@@ -18,7 +18,7 @@ import numpy as np
 from mdcrl.data.base import SPLITS, MultiDomainData, Split
 from mdcrl.data.mixing import domain_labels
 from mdcrl.errors import BallsDataError
-from mdcrl.io import sha256_file
+from mdcrl.io import read_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def save_balls_cache(data: MultiDomainData, directory: Path, settings: dict) -> 
     directory = Path(directory)
     existing = directory / "settings.json"
     if existing.exists():
-        old = json.loads(existing.read_text())
+        old = read_json(existing)
         if {k: v for k, v in old.items() if k != "files"} != settings:
             raise BallsDataError(
                 f"{directory} already holds a balls dataset made with other settings; nothing was overwritten. "
@@ -172,8 +172,8 @@ def load_balls_cache(directory: Path, settings: dict) -> MultiDomainData:
             "generate one with datamodule.save_dataset=True datamodule.load_dataset=False."
         )
     try:
-        saved = json.loads(meta_path.read_text())
-    except ValueError as err:
+        saved = read_json(meta_path)
+    except (OSError, ValueError) as err:
         raise BallsDataError(f"{meta_path} is corrupt ({err}); delete {directory} and regenerate.") from err
     files = saved.pop("files", {})
     if saved != settings:

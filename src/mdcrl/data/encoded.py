@@ -10,7 +10,6 @@ Stage 2 (run_path=...) reads them, checks them, and never writes into the stage-
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from safetensors.numpy import load_file, save_file
 
 from mdcrl.data.base import SPLITS, MultiDomainData, Split
 from mdcrl.errors import EncodedDataError
-from mdcrl.io import sha256_file, write_json_atomic
+from mdcrl.io import read_json, sha256_file, write_json_atomic
 
 FORMAT = "mdcrl-encoded-v1"
 ENCODED_DIR = "encoded"
@@ -72,8 +71,8 @@ def load_encoded(run_path: str | Path, expected_kind: str) -> tuple[MultiDomainD
             "(stage 1 was interrupted or is still running); rerun stage 1 with model.save_encoded_data=True."
         )
     try:
-        metadata = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        metadata = read_json(meta_path)
+    except (OSError, ValueError) as err:
         raise EncodedDataError(f"{meta_path} is corrupt ({err}); rerun stage 1.") from err
     if metadata.get("format") != FORMAT:
         raise EncodedDataError(f"{meta_path} has format {metadata.get('format')!r}, expected {FORMAT!r}.")
@@ -152,6 +151,6 @@ def rescale_to_range(data: MultiDomainData, low: float, high: float) -> MultiDom
 
 def _run_status(run_path: Path) -> str:
     try:
-        return json.loads((run_path / "run.json").read_text()).get("status", "unknown")
-    except (OSError, json.JSONDecodeError):
+        return read_json(run_path / "run.json").get("status", "unknown")
+    except (OSError, ValueError, AttributeError):
         return "unknown"
