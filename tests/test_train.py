@@ -151,6 +151,12 @@ BAD_CONFIGS = [
     ("model.z_dim=8.5", "model.z_dim=8.5 must be a whole number"),
     ("trainer.max_epochs=2.5", "trainer.max_epochs=2.5 must be a whole number"),
     ("datamodule.dataset.num_samples.train=10000000000", "check_memory=false"),
+    # hardening, second round (docs/hardening.md)
+    ("datamodule.dataset.num_samples=400", "datamodule.dataset.num_samples=400 must be a group of settings"),
+    ("num_threads=-1", "num_threads=-1 must be >= 1"),
+    ("trainer.accelerator=tpu", "trainer.accelerator='tpu' is not one mdcrl runs on"),
+    ("datamodule.dataset.z_dim=100000", "generating the data needs about"),  # the mixing matrix alone: 149 GiB
+    ("model.restarts=1000000", "model.restarts (or the model's size"),  # the copies' activations
 ]
 
 
@@ -161,6 +167,18 @@ def test_bad_config_fails_before_any_work(tmp_path, compose, override, message):
         run(compose(override.split()), run_dir=run_dir)
     assert message in str(err.value)
     assert not run_dir.exists()
+
+
+def test_run_path_symlink_loop_is_one_line(tmp_path):
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    cfg = compose_config(
+        [*QUIET, "datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", f"run_path={tmp_path / 'loop-a'}"],
+        tiny=False,
+    )
+    with pytest.raises(ConfigError, match="cannot be followed"):
+        run(cfg, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")

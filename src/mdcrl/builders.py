@@ -148,15 +148,30 @@ def build_module(settings: RunSettings, data: MultiDomainData) -> MultiDomainAut
     return module
 
 
-def check_model_memory(settings: RunSettings, data: MultiDomainData, z_dim: int) -> None:
-    """Refuse a model whose weights and Adam state (4 floats per parameter) would not fit. The model
-    is built on torch's meta device: shapes only, nothing allocated."""
+def model_memory_bytes(
+    autoencoder_cfg, x_dim: int, z_dim: int, restarts: int, batch_size: int, image_size=None
+) -> tuple[int, str]:
+    """(bytes, description) of training a model: its weights with Adam's state (4 floats per
+    parameter) and, for flat inputs, a minibatch's activations in every copy (each layer's output,
+    kept for the backward pass and its gradient: about 3 floats per value). The model is built on
+    torch's meta device: shapes only, nothing allocated."""
     with torch.device("meta"):
-        autoencoder = build_autoencoder(
-            OmegaConf.create(settings.model.autoencoder), data.x_dim, z_dim, settings.model.restarts, image_side(data)
-        )
+        autoencoder = build_autoencoder(OmegaConf.create(autoencoder_cfg), x_dim, z_dim, restarts, image_size)
     parameters = sum(p.numel() for p in autoencoder.parameters())
-    check_memory(16 * parameters, f"the model ({parameters:,} parameters, with Adam's state)", "model.autoencoder")
+    widths = sum(p.shape[-1] for name, p in autoencoder.named_parameters() if name.endswith("weight") and p.dim() >= 2)
+    activations = 0 if image_size else 3 * 4 * restarts * batch_size * (x_dim + widths)
+    return (
+        16 * parameters + activations,
+        f"the model ({parameters:,} parameters with Adam's state, {restarts} copies of a batch's activations)",
+    )
+
+
+def check_model_memory(settings: RunSettings, data: MultiDomainData, z_dim: int) -> None:
+    """Refuse a model that would not fit in the memory available now (model_memory_bytes)."""
+    needed, what = model_memory_bytes(
+        settings.model.autoencoder, data.x_dim, z_dim, settings.model.restarts, settings.data.batch_size, image_side(data)
+    )
+    check_memory(needed, what, "model.restarts (or the model's size, or datamodule.batch_size)")
 
 
 def build_loggers(settings: RunSettings, run_dir: Path, resume_epoch: int = 0) -> list:

@@ -64,6 +64,7 @@ NUMBER_SETTINGS = [
     ("datamodule.valid_fraction", "real", None, False),
     ("datamodule.test_fraction", "real", None, False),
     ("datamodule.z_dim_invariant_true", "int", 1, True),
+    ("num_threads", "int", 1, True),
 ]
 
 
@@ -100,14 +101,29 @@ def _shown(value) -> str:
 
 
 def validate_numbers(cfg) -> None:
-    """Type, finiteness and lower bound of every numeric setting, and of each penalty weight."""
+    """Type, finiteness and lower bound of every numeric setting, and of each penalty weight; and
+    that every group above a setting is a mapping (num_samples=400 where num_samples.train=... goes)."""
     for path, kind, minimum, nullable in NUMBER_SETTINGS:
+        _require_mappings_above(cfg, path)
         value = OmegaConf.select(cfg, path, default=_MISSING)
         if value is not _MISSING:
             _check_number(path, value, kind, minimum, nullable)
     criteria = cfg.model.get("penalty_criterion") or {}
     for name in criteria:
         _check_number(f"model.penalty_criterion.{name}", criteria[name], "real", 0, False)
+
+
+def _require_mappings_above(cfg, path: str) -> None:
+    node, parts = cfg, path.split(".")
+    for depth, key in enumerate(parts[:-1]):
+        if not OmegaConf.is_dict(node) or key not in node:
+            return  # a path this config does not have (another datamodule)
+        node = node[key]
+        if not OmegaConf.is_dict(node):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(
+                f"{where}={node!r} must be a group of settings, not a value: set its entries, e.g. {where}.{parts[depth + 1]}=..."
+            )
 
 
 def _require(condition: bool, message: str) -> None:
@@ -260,8 +276,17 @@ def validate_model(model) -> None:
     )
 
 
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
 def validate_trainer(trainer) -> None:
     accelerator = str(trainer.get("accelerator", "cpu"))
+    _require(
+        accelerator in ACCELERATORS,
+        f"trainer.accelerator={accelerator!r} is not one mdcrl runs on; choose one of {list(ACCELERATORS)} (cpu on this machine).",
+    )
+    if accelerator == "mps":
+        _require(torch.backends.mps.is_available(), "trainer.accelerator='mps' but this machine has no Apple GPU; use cpu.")
     if accelerator in ("gpu", "cuda"):
         _require(
             torch.cuda.is_available(),
@@ -327,7 +352,8 @@ def estimated_data_bytes(dm) -> int:
         return 2 * n * 3 * int(ds.image_size) ** 2
     z_dim, _, x_dim = mixing_dims(ds)
     width = z_dim + x_dim + (0 if ds.linear else num_monomials(z_dim, int(ds.polynomial_degree)))
-    return 3 * 8 * n * width
+    mixing = 2 * 8 * (z_dim if ds.linear else num_monomials(z_dim, int(ds.polynomial_degree))) * x_dim  # the map, float64
+    return 3 * 8 * n * width + mixing
 
 
 def check_memory(needed: int, what: str, setting: str) -> None:
@@ -369,7 +395,29 @@ def validate_config(cfg) -> None:
             f"datamodule={cfg.datamodule.name} needs run_path=<a stage-1 run directory> "
             "(a run made with model.save_encoded_data=True).",
         )
+        try:  # a symlink loop or an unreadable parent: one line here, not a traceback from resolve() later
+            os.stat(Path(str(cfg.run_path)).expanduser())
+        except FileNotFoundError:
+            pass  # load_encoded says so, naming the path
+        except OSError as err:
+            raise ConfigError(
+                f"run_path={cfg.run_path} cannot be followed ({err.strerror or err}); pass a stage-1 run directory."
+            ) from None
         low, high = cfg.datamodule.rescale_range
         _require(low < high, f"datamodule.rescale_range=[{low}, {high}] must have low < high.")
     if cfg.get("check_memory", True):
-        check_memory(estimated_data_bytes(cfg.datamodule), "generating the data", "datamodule.dataset.num_samples")
+        check_memory(
+            estimated_data_bytes(cfg.datamodule), "generating the data", "datamodule.dataset.num_samples (or z_dim, x_dim)"
+        )
+        if cfg.datamodule.name == "mixing":  # the model's size is known from the config: check it before any work
+            from mdcrl.builders import model_memory_bytes
+
+            z_dim, _, x_dim = mixing_dims(cfg.datamodule.dataset)
+            needed, what = model_memory_bytes(
+                cfg.model.autoencoder,
+                x_dim,
+                int(cfg.model.get("z_dim") or z_dim),
+                int(cfg.model.restarts),
+                int(cfg.datamodule.batch_size),
+            )
+            check_memory(needed, what, "model.restarts (or the model's size, or datamodule.batch_size)")
