@@ -441,6 +441,133 @@ def tamper_case(edit):
     return est_case(TAMPER + edit + "\nE.load(p).transform(X)")
 
 
+# -- second round (docs/hardening.md) -------------------------------------------------------------
+def warned(override, words):
+    """A setting that runs but probably does not do what was meant: 'warned' if a warning line says so."""
+
+    def case(env):
+        rc, out, _ = env.cli(override)
+        said = [ln for ln in out.splitlines() if "WARNING" in ln and words in ln]
+        if rc != 0:
+            return cli_error(rc, out), last_line(out)
+        return ("warned" if said else "accepted"), (said[0].split(" - ", 1)[-1][:150] if said else last_line(out))
+
+    return case
+
+
+def two_launchers(env):
+    """The same run started twice at once into one directory: one writer, the other leaves it alone."""
+    run_dir = env.tmp / f"twice-{time.time_ns()}"
+    args = _longer_run(env, run_dir)
+    first = subprocess.Popen(args, cwd=ROOT, env=env.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "run.json").exists():
+        time.sleep(0.2)
+    second = subprocess.run(args, cwd=ROOT, env=env.env, capture_output=True, text=True)
+    first.wait()
+    import pandas as pd
+
+    rows = pd.read_csv(run_dir / "csv" / "metrics.csv")
+    epochs = rows["epoch"].dropna().astype(int).tolist()
+    clean = epochs == sorted(epochs) and len(epochs) == 2 * len(set(epochs))  # one train and one val row per epoch
+    said = "being written by" in second.stdout + second.stderr
+    return ("ok" if clean and said else "data lost"), f"second launcher: {last_line(second.stdout + second.stderr)}"
+
+
+def foreign_checkpoint(env):
+    """ckpt_path = another finished run's last.ckpt at max_epochs: never evaluated with that run's best.ckpt."""
+    rc, out, first = env.cli()
+    rc, out, second = env.cli(f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}")
+    if rc != 0:
+        return cli_error(rc, out), last_line(out)
+    best = json.loads((second / "run.json").read_text()).get("best_checkpoint") or ""
+    return ("accepted" if best.startswith(str(first)) else "ok"), f"best_checkpoint: {best or None}"
+
+
+def nan_checkpoint(env):
+    import torch
+
+    rc, out, first = env.cli()
+    state = torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)
+    state["state_dict"] = {
+        k: v.float().fill_(float("nan")) if v.is_floating_point() else v for k, v in state["state_dict"].items()
+    }
+    torch.save(state, env.tmp / "nan.ckpt")
+    rc, out, _ = env.cli(f"ckpt_path={env.tmp / 'nan.ckpt'}")
+    return ("accepted" if rc == 0 else cli_error(rc, out)), last_line(out)
+
+
+def encoding_linked_to_device(env):
+    import shutil
+
+    copy = env.tmp / f"devlink-{time.time_ns()}"
+    shutil.copytree(env.stage1, copy)
+    (copy / "encoded" / "train.safetensors").unlink()
+    (copy / "encoded" / "train.safetensors").symlink_to("/dev/zero")
+    try:
+        rc, out, _ = env.cli(*STAGE2, f"run_path={copy}", tiny=False, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "hangs", "still reading after 60 s"
+    return cli_error(rc, out), last_line(out)
+
+
+def deep_metadata(env):
+    import shutil
+
+    copy = env.tmp / f"deep-{time.time_ns()}"
+    shutil.copytree(env.stage1, copy)
+    (copy / "encoded" / "metadata.json").write_text("[" * 200_000 + "]" * 200_000)
+    rc, out, _ = env.cli(*STAGE2, f"run_path={copy}", tiny=False)
+    return cli_error(rc, out), last_line(out)
+
+
+def run_path_loop(env):
+    a, b = env.tmp / f"loop-a-{time.time_ns()}", env.tmp / f"loop-b-{time.time_ns()}"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    rc, out, run_dir = env.cli(*STAGE2, f"run_path={a}", tiny=False)
+    result = cli_error(rc, out)
+    return result + (" (left a run dir)" if run_dir.exists() else ""), last_line(out)
+
+
+def own_data_case(*extra, z_dim=4):
+    def case(env):
+        path = mixing_csv(env.tmp / f"own-{time.time_ns()}.csv")
+        rc, out, _ = env.cli(
+            "datamodule=from_file", f"datamodule.path={path}", f"model.z_dim={z_dim}", "model.z_dim_invariant=2",
+            "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "print_metrics=false", *extra, tiny=False,
+        )  # fmt: skip
+        return cli_error(rc, out), last_line(out)
+
+    return case
+
+
+def report_odd_run(kind):
+    def case(env):
+        d = env.tmp / f"report-odd-{kind}-{time.time_ns()}"
+        run = d / "run"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("seed: 1\ndatamodule: {dataset: {z_dim: 8, num_domains: 4}}\n")
+        value = {"nan": "NaN", "huge": "1e308", "empty-run-json": "0.5"}[kind]
+        (run / "metrics.json").write_text('{"r2_zinv_from_hinv": ' + value + ', "r2_zsp_from_hinv": 0.0}')
+        if kind == "empty-run-json":
+            (run / "run.json").write_text("")
+        rc, out = env.report(d, "--out", d / "report", "--no-plots")
+        text = (d / "report" / "report.md").read_text() if rc == 0 else ""
+        if kind == "huge":
+            long_number = any(len(tok) > 40 for tok in text.split())
+            return ("accepted" if long_number else "ok"), "a 1e308 mean prints " + ("300 digits" if long_number else "as 1e+308")
+        problems = text.split("## Problems")[-1].strip().splitlines() if "## Problems" in text else []
+        return ("ok" if problems else "accepted"), (problems[0][:150] if problems else "no problem listed")
+
+    return case
+
+
+def encoded_file_modes(env):
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (env.stage1 / "encoded").glob("*.safetensors")}
+    return ("ok" if all(m == "0o644" for m in modes.values()) else "unreadable files"), str(modes)
+
+
 CASES = {
     "ckpt_path=http://... (remote checkpoint)": remote_checkpoint,
     "datamodule.dataset.z_dim=abc": bad_override("datamodule.dataset.z_dim=abc"),
@@ -494,6 +621,29 @@ CASES = {
     "estimator dir: zero x_std": tamper_case(
         "s=json.loads((p/'estimator.json').read_text()); s['x_std']=[0.0]*6; (p/'estimator.json').write_text(json.dumps(s))"
     ),
+    # second round
+    "two launchers of one run at once": two_launchers,
+    "ckpt_path = another run's last.ckpt": foreign_checkpoint,
+    "ckpt_path with NaN weights": nan_checkpoint,
+    "stage 2: train.safetensors -> /dev/zero": encoding_linked_to_device,
+    "stage 2: metadata.json nested 200000 deep": deep_metadata,
+    "stage 2: metadata z_hat_dim disagrees with the arrays": stage2_case(lambda m, c: m.update(z_hat_dim=99)),
+    "run_path symlink loop": run_path_loop,
+    "datamodule.dataset.num_samples=400": bad_override("datamodule.dataset.num_samples=400"),
+    "num_threads=-1": bad_override("num_threads=-1"),
+    "trainer.accelerator=tpu": bad_override("trainer.accelerator=tpu"),
+    "datamodule.dataset.z_dim=100000": bad_override("datamodule.dataset.z_dim=100000"),
+    "model.restarts=1000000": bad_override("model.restarts=1000000"),
+    "datamodule.batch_size=2 (no two domains in a batch)": bad_override("datamodule.batch_size=2"),
+    "every penalty weight 0": warned("model.penalty_criterion.minmax=0", "every penalty weight"),
+    "corr_prob with correlated_z=false": warned("datamodule.dataset.corr_prob=0.5", "corr_prob"),
+    "+foo=1 (read by no code)": warned("+foo=1", "no code reads"),
+    "own data: z_dim above the features": own_data_case(z_dim=12),
+    "own data: domain column in latent_columns": own_data_case("datamodule.latent_columns=[domain]"),
+    "mdcrl-report: NaN metric": report_odd_run("nan"),
+    "mdcrl-report: 1e308 metric": report_odd_run("huge"),
+    "mdcrl-report: 0-byte run.json": report_odd_run("empty-run-json"),
+    "encoded files readable (0644)": encoded_file_modes,
     "estimator dir: huge hidden_dims": tamper_case(
         "s=json.loads((p/'estimator.json').read_text()); "
         "a=s['settings']['model']['autoencoder'] if 'settings' in s else s['autoencoder']; "

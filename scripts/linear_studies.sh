@@ -3,7 +3,9 @@
 # default, each the seed's first linear command (min-max, independent SCM) with a few overrides,
 # 5 seeds each; reports under docs/results/linear/studies/<name>/. They were run with the training
 # budget before docs/throughput.md, which experiment=full_budget restores.
-#   scripts/linear_studies.sh [long-budget] [reduction] [mmd]   (default: all three)
+#   scripts/linear_studies.sh [long-budget] [reduction] [mmd] [frame]   (default: the first three)
+# frame: the free linear frame (model.autoencoder.frame=free) with the warm start, in the cells where the
+# default (orthonormal) frame's results come from scripts/reproduce_linear_grid.sh; today's defaults otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=seed=1235,4256,49685,7383,9271
@@ -28,7 +30,15 @@ for study in "${STUDIES[@]}"; do
     mmd)  # MMD alone in certified cells of the grid (the full MMD grid costs ~4x the min-max one)
       python run_training.py "${COMMON[@]}" model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null \
         datamodule.dataset.z_dim=8 datamodule.dataset.num_domains=4,8 'logger.wandb.tags=["mmd"]' "hydra.sweep.dir=$sweep" --multirun ;;
-    *) echo "unknown study $study (long-budget | reduction | mmd)" >&2; exit 2 ;;
+    frame)
+      CURRENT=(); for arg in "${COMMON[@]}"; do [[ $arg == experiment=full_budget ]] || CURRENT+=("$arg"); done
+      python run_training.py "${CURRENT[@]}" model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. model.autoencoder.frame=free \
+        datamodule.dataset.z_dim=32,64 datamodule.dataset.num_domains=16 'logger.wandb.tags=["minmax","free-frame"]' \
+        "hydra.sweep.dir=$sweep" --multirun
+      python run_training.py "${CURRENT[@]}" model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null \
+        model.autoencoder.frame=free datamodule.dataset.z_dim=16 datamodule.dataset.num_domains=8 'logger.wandb.tags=["mmd","free-frame"]' \
+        "hydra.sweep.dir=$sweep" --multirun ;;
+    *) echo "unknown study $study (long-budget | reduction | mmd | frame)" >&2; exit 2 ;;
   esac
   python -m mdcrl.report "$sweep" --out "docs/results/linear/studies/$study" --columns tags \
     --metrics r2_zinv_from_hinv r2_zsp_from_hinv > /dev/null

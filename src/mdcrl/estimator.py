@@ -23,6 +23,7 @@ from mdcrl.evaluation import split_losses
 from mdcrl.io import read_json, sha256_file, write_text_atomic
 from mdcrl.metrics import stability_diagnostics
 from mdcrl.models.autoencoders import INITS, build_autoencoder
+from mdcrl.models.base import fit_whitening
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.penalties import PENALTY_NAMES
 from mdcrl.settings import DataSettings, RunSettings, default_settings
@@ -45,7 +46,8 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     z_dim : int or None, default=None
-        Number of learned latents. None: the number of features.
+        Number of learned latents. None: the number of features (for the linear encoder on whitened
+        features: the number of directions with variance, if that is fewer).
     z_dim_stable : int or None, default=None
         How many of them (the leading ones) are penalised to be stable across domains.
         None: ``z_dim // 2``.
@@ -255,6 +257,12 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         )
         settings = self._settings(z_dim, z_dim_stable, int(seed))
         data = user_data(settings, X, domains, z, z_dim_stable_true)
+        if self.z_dim is None and settings.model.autoencoder["name"] == "linear" and settings.model.whiten:
+            # z_dim=None: as many latents as the (whitened) features have directions with variance
+            directions = fit_whitening(data.splits["train"].x)[1].shape[1]
+            if directions < z_dim:
+                z_dim, z_dim_stable = self._check_params(directions)
+                settings = self._settings(z_dim, z_dim_stable, int(seed))
         with tempfile.TemporaryDirectory(prefix="mdcrl-") as tmp:
             module, self.metrics_ = fit_run(settings, Path(run_dir or tmp), data=data)
         self.autoencoder_ = module.autoencoder.eval()
@@ -361,8 +369,14 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         whitened = "input_map" in shapes
         input_dim = shapes["input_map"][1] if whitened else len(x_mean)
         z_dim, restarts = settings.model.z_dim, settings.model.restarts
-        with torch.device("meta"):  # shapes only: a tampered hidden size allocates nothing here
-            expected = {k: tuple(v.shape) for k, v in build_autoencoder(arch, input_dim, z_dim, restarts).state_dict().items()}
+        try:
+            with torch.device("meta"):  # shapes only: a tampered hidden size allocates nothing here
+                built = build_autoencoder(arch, input_dim, z_dim, restarts)
+        except (TypeError, ValueError) as err:  # options of another architecture, impossible sizes
+            raise SavedModelError(
+                f"{meta_path} describes another architecture than the weights in {weights_path} ({err}); the files were edited."
+            ) from err
+        expected = {k: tuple(v.shape) for k, v in built.state_dict().items()}
         if whitened:  # raw features -> whitened ones and back
             n_raw = len(x_mean)
             expected.update(input_mean=(n_raw,), input_map=(n_raw, input_dim), input_unmap=(input_dim, n_raw))

@@ -16,7 +16,7 @@ from mdcrl.errors import UnsafeFileError
 MAX_TEXT_BYTES = 16 << 20
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """The mode a plain open() gives a new file under the current umask (mkstemp's 0600 would make
     results unreadable to the user's group, unlike every other file they create)."""
     umask = os.umask(0)
@@ -34,7 +34,7 @@ def write_atomic(path: Path, write, binary: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, _file_mode())
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()

@@ -191,8 +191,15 @@ def summarize(runs: list[Run], metrics: list[str], columns: str = "config") -> t
         identifiable = f"{sum(map(bool, known))}/{len(known)}" if known else ""
         gap = "" if column.startswith("closed form") else optimisation_gap_mark(cell_runs)
         for metric in metrics:
-            values = np.array([r.metrics.get(metric, np.nan) for r in cell_runs], dtype=float)
-            values = values[np.isfinite(values)]
+            numbers = [r.metrics.get(metric) for r in cell_runs]
+            numbers = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in numbers]
+            non_finite = [str(r.path) for r, v in zip(cell_runs, numbers) if v is not None and not math.isfinite(v)]
+            if non_finite:
+                problems.append(
+                    f"z_dim={z_dim}, num_domains={k}, {column}: {metric} is NaN or infinite in {len(non_finite)} run(s), "
+                    f"left out of the cell: {', '.join(non_finite[:3])}"
+                )
+            values = np.array([v for v in numbers if v is not None and math.isfinite(v)], dtype=float)
             records.append(
                 {
                     "z_dim": z_dim,
@@ -227,13 +234,19 @@ def optimisation_gap_mark(cell_runs: list[Run]) -> str:
     return ""
 
 
-def format_cell(mean: float, std: float, count: int, identifiable: str = "", gap: str = "") -> str:
+def number(value: float, digits: int = 3) -> str:
+    """``digits`` decimals, or three significant digits in exponent form for large values (1e308
+    would otherwise print 300 digits)."""
+    return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.3g}"
+
+
+def format_cell(mean: float, std: float, count: int, identifiable: str = "", gap: str = "", digits: int = 3) -> str:
     if count == 0 or math.isnan(mean):
         return "—"
-    spread = "—" if math.isnan(std) else f"{std:.3f}"
+    spread = "—" if math.isnan(std) else number(std, digits)
     mark = f" [{identifiable} id]" if identifiable else ""
     mark += f" [{gap}]" if gap else ""
-    return f"{mean:.3f} ± {spread} ({count}){mark}"
+    return f"{number(mean, digits)} ± {spread} ({count}){mark}"
 
 
 def mixed_cells_per_seed(runs: list[Run], metrics: list[str], columns: str) -> str:
@@ -263,12 +276,13 @@ def mixed_cells_per_seed(runs: list[Run], metrics: list[str], columns: str) -> s
     return "\n".join(header + lines)
 
 
-def markdown_tables(table: pd.DataFrame) -> str:
+def markdown_tables(table: pd.DataFrame, digits: int = 3) -> str:
     parts = []
     for metric, sub in table.groupby("metric", sort=False):
         identifiable = sub["identifiable"] if "identifiable" in sub else [""] * len(sub)
         gaps = sub["gap"] if "gap" in sub else [""] * len(sub)
-        sub = sub.assign(cell=[format_cell(*values) for values in zip(sub["mean"], sub["std"], sub["count"], identifiable, gaps)])
+        cells = zip(sub["mean"], sub["std"], sub["count"], identifiable, gaps)
+        sub = sub.assign(cell=[format_cell(*values, digits=digits) for values in cells])
         wide = sub.pivot_table(index=list(ROWS), columns="column", values="cell", aggfunc="first").fillna("—")
         header = "| z_dim | num_domains | " + " | ".join(wide.columns) + " |"
         lines = [f"### {metric}", "", header, "|" + "---|" * (len(wide.columns) + 2)]
@@ -315,7 +329,9 @@ def plot_metrics(table: pd.DataFrame, out: Path) -> list[Path]:
     return files
 
 
-def write_report(paths: list[Path], out: Path, metrics: list[str], columns: str = "config", plots: bool = True) -> dict:
+def write_report(
+    paths: list[Path], out: Path, metrics: list[str], columns: str = "config", plots: bool = True, digits: int = 3
+) -> dict:
     """Gather the runs under ``paths`` and write report.md, report.csv and plots into ``out``."""
     runs = find_runs(paths)
     if not runs:
@@ -340,7 +356,7 @@ def write_report(paths: list[Path], out: Path, metrics: list[str], columns: str 
             "selection_found / selection_at_truth): a better solution of the objective exists that training did not reach.",
             "",
         ]
-    text.append(markdown_tables(table) if len(table) else "No finished runs.")
+    text.append(markdown_tables(table, digits) if len(table) else "No finished runs.")
     per_seed = mixed_cells_per_seed(runs, metrics, columns)
     if per_seed:
         text += ["", per_seed]
@@ -364,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         help="table columns: penalty x SCM from each run's config, or its tags",
     )
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--digits", type=int, default=3, choices=range(1, 9), help="decimals in report.md's cells")
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not p.exists()]
     if missing:
@@ -372,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         print(f"error: --out {args.out} is a file; pass a directory for report.md, report.csv and the plots.", file=sys.stderr)
         return 2
-    exit_on_expected_error(write_report, args.paths, args.out, args.metrics, args.columns, plots=not args.no_plots)
+    exit_on_expected_error(
+        write_report, args.paths, args.out, args.metrics, args.columns, plots=not args.no_plots, digits=args.digits
+    )
     print((args.out / "report.md").read_text())
     print(f"wrote {args.out / 'report.md'} and {args.out / 'report.csv'}", file=sys.stderr)
     return 0

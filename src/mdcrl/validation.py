@@ -8,6 +8,7 @@ the memory the data and the model would need is estimated and compared with what
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -23,6 +24,53 @@ from mdcrl.models.autoencoders import ACTIVATIONS, INITS, LINEAR_FRAMES
 from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
 
 _MISSING = object()
+log = logging.getLogger(__name__)
+
+# The model settings that some code reads (settings.RunSettings.from_config); others are typos or
+# +added keys that would be silently ignored.
+MODEL_KEYS = {
+    "z_dim", "z_dim_invariant", "z_dim_invariant_fraction", "restarts", "restart_selection_epochs", "whiten", "init",
+    "penalty_weight", "penalty_reduction", "penalty_criterion", "minmax_loss", "mmd_loss", "stddev_loss",
+    "hinge_loss_weight", "hinge_loss", "optimizer", "scheduler", "save_encoded_data", "autoencoder",
+}  # fmt: skip
+TOP_KEYS = {
+    "datamodule", "model", "trainer", "callbacks", "logger", "seed", "run_path", "ckpt_path", "print_metrics",
+    "nonlinear_probe", "num_threads", "check_memory", "hydra",
+}  # fmt: skip
+
+
+def warn_suspicious(cfg) -> None:
+    """Settings that run but probably do not do what was meant: one warning line each."""
+    unread = sorted({f"model.{k}" for k in cfg.model if k not in MODEL_KEYS} | {k for k in cfg if k not in TOP_KEYS})
+    if unread:
+        log.warning("no code reads %s (a typo, or a key added with +?); they are ignored", ", ".join(unread))
+    weights = {k: float(v) for k, v in (cfg.model.get("penalty_criterion") or {}).items()}
+    if not cfg.model.get("save_encoded_data") and float(cfg.model.penalty_weight) > 0 and not any(weights.values()):
+        log.warning(
+            "model.penalty_weight=%s but every penalty weight in model.penalty_criterion is 0: this trains a plain "
+            "autoencoder (set e.g. model.penalty_criterion.minmax=1.0 for an invariance penalty)",
+            cfg.model.penalty_weight,
+        )
+    ds = cfg.datamodule.get("dataset") or {}
+    if cfg.datamodule.name == "mixing" and not ds.get("correlated_z") and float(ds.get("corr_prob") or 0) > 0:
+        log.warning(
+            "datamodule.dataset.corr_prob=%s is ignored: it applies to the dynamic SCM only "
+            "(datamodule.dataset.correlated_z=True)",
+            ds.corr_prob,
+        )
+    k = int(ds.get("num_domains") or 0) if cfg.datamodule.name == "mixing" else 0
+    per_domain = max(2, int(cfg.model.minmax_loss.top_k))
+    if k and any(weights.values()) and int(cfg.datamodule.batch_size) < k * per_domain:
+        log.warning(
+            "datamodule.batch_size=%s holds about %.1f rows of each of the %d domains, fewer than the %d each penalty "
+            "needs: most batches compare few domains; raise datamodule.batch_size to >= %d",
+            cfg.datamodule.batch_size,
+            int(cfg.datamodule.batch_size) / k,
+            k,
+            per_domain,
+            k * per_domain,
+        )
+
 
 # (override path, kind, lower bound, may be null). kind: int | real | pair (two reals).
 # A path that a config does not have (another datamodule) is skipped.
@@ -283,7 +331,7 @@ def validate_trainer(trainer) -> None:
     accelerator = str(trainer.get("accelerator", "cpu"))
     _require(
         accelerator in ACCELERATORS,
-        f"trainer.accelerator={accelerator!r} is not one mdcrl runs on; choose one of {list(ACCELERATORS)} (cpu on this machine).",
+        f"trainer.accelerator={accelerator!r} is not one mdcrl runs on; choose one of {list(ACCELERATORS)} (cpu here).",
     )
     if accelerator == "mps":
         _require(torch.backends.mps.is_available(), "trainer.accelerator='mps' but this machine has no Apple GPU; use cpu.")
@@ -370,6 +418,13 @@ def check_memory(needed: int, what: str, setting: str) -> None:
 def validate_config(cfg) -> None:
     validate_checkpoint_path(cfg.get("ckpt_path"))
     validate_numbers(cfg)
+    weights = cfg.model.get("penalty_criterion") or {}
+    _require(
+        int(cfg.datamodule.batch_size) >= 4 or not any(float(w) > 0 for w in weights.values()),
+        f"datamodule.batch_size={cfg.datamodule.batch_size} cannot hold two domains of two rows each, the least an "
+        "invariance penalty compares (it would always be 0); set datamodule.batch_size >= 4 (the seed's: 1024).",
+    )
+    warn_suspicious(cfg)
     validate_model(cfg.model)
     validate_trainer(cfg.trainer)
     _require(

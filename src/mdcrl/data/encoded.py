@@ -10,6 +10,7 @@ Stage 2 (run_path=...) reads them, checks them, and never writes into the stage-
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from safetensors.numpy import load_file, save_file
 
 from mdcrl.data.base import SPLITS, MultiDomainData, Split
 from mdcrl.errors import EncodedDataError
-from mdcrl.io import read_json, sha256_file, write_json_atomic
+from mdcrl.io import file_mode, read_json, sha256_file, write_json_atomic
 
 FORMAT = "mdcrl-encoded-v1"
 ENCODED_DIR = "encoded"
@@ -37,6 +38,7 @@ def save_encoded(run_dir: Path, encodings: dict[str, np.ndarray], data: MultiDom
             {"z_hat": np.ascontiguousarray(encodings[name], dtype=np.float32), "z": split.z, "domain": split.domain},
             str(tmp),
         )
+        os.chmod(tmp, file_mode())  # safetensors writes 0600; results get the umask's mode like any other file
         tmp.replace(path)
         files[name] = {"file": path.name, "num_samples": len(split), "sha256": sha256_file(path)}
     metadata = {
@@ -100,8 +102,20 @@ def load_encoded(run_path: str | Path, expected_kind: str) -> tuple[MultiDomainD
         if missing:
             raise EncodedDataError(f"{path} lacks the arrays {sorted(missing)}; rerun stage 1.")
         z_hat, domain = arrays["z_hat"], arrays["domain"]
-        if z_hat.ndim != 2 or len(z_hat) != len(domain) or len(arrays["z"]) != len(domain):
+        if z_hat.ndim != 2 or len(z_hat) != len(domain) or len(arrays["z"]) != len(domain) or arrays["z"].ndim != 2:
             raise EncodedDataError(f"{path} holds arrays of inconsistent shapes; rerun stage 1.")
+        recorded = {
+            "z_hat_dim": (metadata.get("z_hat_dim"), z_hat.shape[1]),
+            "z_dim_true": (metadata["z_dim_true"], arrays["z"].shape[1]),
+            f"splits.{name}.num_samples": (metadata["splits"][name].get("num_samples"), len(domain)),
+        }
+        wrong = {key: pair for key, pair in recorded.items() if pair[0] is not None and pair[0] != pair[1]}
+        if wrong or metadata["z_dim_invariant_true"] > metadata["z_dim_true"]:
+            detail = ", ".join(f"{key}={said} but the arrays have {has}" for key, (said, has) in wrong.items())
+            raise EncodedDataError(
+                f"{meta_path} disagrees with {path.name} ({detail or 'z_dim_invariant_true > z_dim_true'}); "
+                "the file was edited or is corrupt: rerun stage 1."
+            )
         if not np.isfinite(z_hat).all():
             raise EncodedDataError(
                 f"{path} holds {int((~np.isfinite(z_hat)).sum())} NaN/inf values in z_hat; the stage-1 encoder "

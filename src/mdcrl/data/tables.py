@@ -158,6 +158,11 @@ def read_table(
             f"{path} has no domain column {domain_column!r} (datamodule.domain_column); columns: {list(frame.columns)}."
         )
     latent_columns = list(latent_columns or [])
+    if domain_column in latent_columns:
+        raise DataInputError(
+            f"datamodule.latent_columns lists the domain column {domain_column!r} (datamodule.domain_column); "
+            "the domain is not a latent: remove it from latent_columns."
+        )
     missing = [c for c in latent_columns if c not in frame.columns]
     if missing:
         raise DataInputError(f"{path} lacks the latent columns {missing} (datamodule.latent_columns).")
