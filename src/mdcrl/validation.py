@@ -469,7 +469,7 @@ def validate_config(cfg) -> None:
 
             z_dim, _, x_dim = mixing_dims(cfg.datamodule.dataset)
             needed, what = model_memory_bytes(
-                cfg.model.autoencoder,
+                OmegaConf.to_container(cfg.model.autoencoder, resolve=True),
                 x_dim,
                 int(cfg.model.get("z_dim") or z_dim),
                 int(cfg.model.restarts),
