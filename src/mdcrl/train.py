@@ -190,7 +190,8 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_s
     Only checkpoints of this run's own checkpoints/ are loaded: a run continued from another run's
     checkpoint (ckpt_path) inherits that run's best_model_path in the callback's state, and would
     otherwise be evaluated with the other run's weights. Such a path is ignored (with a warning) and
-    this run's own best.ckpt, else its last.ckpt, is used."""
+    this run's own best.ckpt, else its last.ckpt, else the weights in memory are used, scored on
+    the validation split to compete with the warm start."""
     callback = trainer.checkpoint_callback
     path = getattr(callback, "best_model_path", "") if callback else ""
     best = getattr(callback, "best_model_score", None) if path else None
@@ -204,7 +205,11 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_s
             own,
             fallback or "the weights in memory",
         )
-        path, best = (str(fallback) if fallback else ""), None
+        path = str(fallback) if fallback else ""
+        if path:
+            load_weights(module, path)
+        best = split_losses(module, trainer.datamodule.data.splits["valid"], trainer.datamodule.batch_size)["selection"]
+        best = float(best[module.chosen_restart])
     if warm_score is not None and (best is None or warm_score <= float(best)):
         path = str(warm_start_path(run_dir))
         module.warm_start_kept = True
