@@ -327,6 +327,7 @@ def _nan_weights(path):
             "checksum",
         ),
         (lambda p: (p / "estimator.json").write_text("{"), "cannot be read"),
+        (_edit_json(lambda s: s["params"].update(restarts=3)), r"the parameters \['restarts'\] disagree"),
     ],
 )
 def test_tampered_estimator_directory_is_refused(saved_estimator, tmp_path, edit, message):

@@ -384,6 +384,19 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
             raise SavedModelError(
                 f"{meta_path} describes another architecture than the weights in {weights_path}; the files were edited."
             )
+        # The parameters and the settings they were turned into must tell the same story.
+        said = {
+            "z_dim": (est.z_dim, settings.model.z_dim),
+            "z_dim_stable": (est.z_dim_stable, settings.model.z_dim_stable),
+            "restarts": (est.restarts, settings.model.restarts),
+            "init": (est.init, settings.model.init),
+            "encoder": (est.encoder, settings.model.autoencoder.get("name")),
+        }
+        wrong = [name for name, (param, setting) in said.items() if param is not None and param != setting]
+        if wrong:
+            raise SavedModelError(
+                f"{meta_path}: the parameters {wrong} disagree with the settings stored beside them; the file was edited."
+            )
         weights = load_file(str(weights_path))
         bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
