@@ -33,7 +33,7 @@ for study in "${STUDIES[@]}"; do
     frame)
       CURRENT=(); for arg in "${COMMON[@]}"; do [[ $arg == experiment=full_budget ]] || CURRENT+=("$arg"); done
       python run_training.py "${CURRENT[@]}" model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. model.autoencoder.frame=free \
-        datamodule.dataset.z_dim=32,64 datamodule.dataset.num_domains=16 'logger.wandb.tags=["minmax","free-frame"]' \
+        datamodule.dataset.z_dim=64 datamodule.dataset.num_domains=16 'logger.wandb.tags=["minmax","free-frame"]' \
         "hydra.sweep.dir=$sweep" --multirun
       python run_training.py "${CURRENT[@]}" model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null \
         model.autoencoder.frame=free datamodule.dataset.z_dim=16 datamodule.dataset.num_domains=8 'logger.wandb.tags=["mmd","free-frame"]' \
