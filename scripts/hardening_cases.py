@@ -373,12 +373,18 @@ def truncated_last_ckpt(env):
     return cli_error(p.returncode, out), last_line(out)
 
 
+def report_run_dir(env, name: str, config: str) -> tuple[Path, Path]:
+    """(folder for mdcrl-report, the one run directory in it, holding config.yaml)."""
+    d = env.tmp / f"{name}-{time.time_ns()}"
+    run = d / "run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(config)
+    return d, run
+
+
 def report_case(kind):
     def case(env):
-        d = env.tmp / f"report-{kind}-{time.time_ns()}"
-        run = d / "run"
-        run.mkdir(parents=True)
-        (run / "config.yaml").write_text("seed: 1\n")
+        d, run = report_run_dir(env, f"report-{kind}", "seed: 1\n")
         if kind == "list":
             (run / "metrics.json").write_text("[1, 2, 3]")
         elif kind == "string":
@@ -544,10 +550,7 @@ def own_data_case(*extra, z_dim=4):
 
 def report_odd_run(kind):
     def case(env):
-        d = env.tmp / f"report-odd-{kind}-{time.time_ns()}"
-        run = d / "run"
-        run.mkdir(parents=True)
-        (run / "config.yaml").write_text("seed: 1\ndatamodule: {dataset: {z_dim: 8, num_domains: 4}}\n")
+        d, run = report_run_dir(env, f"report-odd-{kind}", "seed: 1\ndatamodule: {dataset: {z_dim: 8, num_domains: 4}}\n")
         value = {"nan": "NaN", "huge": "1e308", "empty-run-json": "0.5"}[kind]
         (run / "metrics.json").write_text('{"r2_zinv_from_hinv": ' + value + ', "r2_zsp_from_hinv": 0.0}')
         if kind == "empty-run-json":

@@ -430,3 +430,59 @@ def test_json_and_checkpoint_readers_refuse_devices_and_deep_nesting(tmp_path):
     (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(ValueError, match="nested too deeply"):
         read_json(tmp_path / "deep.json")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        # 8 features mixed from 4 latents: 4 directions with variance once whitened
+        (["model.z_dim=6", "model.z_dim_invariant=2"], "cannot make more latents than its input has: the data has 4 directions"),
+        (["model.z_dim=9", "model.z_dim_invariant=2"], "the data has 8 features"),
+        (["model.z_dim=4", "model.z_dim_invariant=2", "datamodule.latent_columns=[domain]"], "lists the domain column"),
+    ],
+)
+def test_inconsistent_own_data_is_refused_in_one_line(tmp_path, extra, message):
+    path = own_table(tmp_path / "data.csv", latents=False)
+    with pytest.raises((ConfigError, DataInputError), match=message):
+        run(from_file(path, *extra), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_stage1_metadata_that_disagrees_with_its_arrays_is_refused(stage1_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "stage1"
+    shutil.copytree(stage1_run, copy)
+    meta_path = copy / "encoded" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["z_hat_dim"] = 99
+    meta_path.write_text(json.dumps(meta))
+    cfg = compose_config(
+        QUIET + ["datamodule=mixing_encoded", "model=mixing_md_encoded_autoencoder", f"run_path={copy}"], tiny=False
+    )
+    with pytest.raises(EncodedDataError, match="z_hat_dim=99 but the arrays have"):
+        run(cfg, run_dir=tmp_path / "stage2")
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("model.penalty_criterion.minmax=0", "every penalty weight in model.penalty_criterion is 0"),
+        ("datamodule.dataset.corr_prob=0.5", "corr_prob=0.5 is ignored"),
+        ("+foo=1", "no code reads foo"),
+        ("datamodule.batch_size=16", "holds about 4.0 rows of each of the 4 domains"),
+    ],
+)
+def test_settings_that_do_nothing_are_warned_in_one_line(compose, override, words, caplog):
+    from mdcrl.validation import validate_config
+
+    with caplog.at_level("WARNING", logger="mdcrl.validation"):
+        validate_config(compose([override]))
+    assert [r.getMessage() for r in caplog.records if words in r.getMessage()]
+
+
+def test_batch_without_two_domains_is_refused(compose):
+    from mdcrl.validation import validate_config
+
+    with pytest.raises(ConfigError, match="datamodule.batch_size=2 cannot hold two domains"):
+        validate_config(compose(["datamodule.batch_size=2"]))

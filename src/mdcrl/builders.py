@@ -84,18 +84,23 @@ def model_dims(model: ModelSettings, data: MultiDomainData) -> tuple[int, int]:
         d_s = int(z_dim * fraction) if fraction is not None else data.z_dim_stable_true
     if not z_dim:
         raise ConfigError("the data has no ground-truth latents to size the model: set model.z_dim=<latent dimension>.")
-    flat = data.splits["train"].x.ndim == 2
-    if model.autoencoder.get("name") == "linear" and flat and z_dim > data.x_dim:
-        raise ConfigError(
-            f"model.z_dim={z_dim}: a linear autoencoder cannot make more latents than the data's {data.x_dim} features; "
-            f"set model.z_dim <= {data.x_dim} (the estimator: z_dim)."
-        )
+    if data.splits["train"].x.ndim == 2:  # before the memory check builds the model for data.x_dim inputs
+        require_linear_inputs(model, z_dim, data.x_dim, f"{data.x_dim} features")
     if not 1 <= d_s < z_dim:
         raise ConfigError(
             f"model.z_dim_invariant={d_s} must be between 1 and model.z_dim - 1 = {z_dim - 1}; "
             "set model.z_dim_invariant (or model.z_dim_invariant_fraction)."
         )
     return int(z_dim), int(d_s)
+
+
+def require_linear_inputs(model: ModelSettings, z_dim: int, inputs: int, what: str) -> None:
+    """A linear autoencoder cannot make more latents than its input has dimensions."""
+    if model.autoencoder.get("name") == "linear" and z_dim > inputs:
+        raise ConfigError(
+            f"model.z_dim={z_dim}: a linear autoencoder cannot make more latents than its input has: the data has {what}; "
+            f"set model.z_dim <= {inputs} (the estimator: z_dim)."
+        )
 
 
 def image_side(data: MultiDomainData) -> int | None:
@@ -111,12 +116,8 @@ def build_autoencoder_for(model: ModelSettings, data: MultiDomainData, z_dim: in
     whiten = model.whiten and train_x.ndim == 2
     mean, matrix = fit_whitening(train_x) if whiten else (None, None)
     input_dim = matrix.shape[1] if whiten else data.x_dim
-    if model.autoencoder.get("name") == "linear" and z_dim > input_dim:
-        varying = f"{input_dim} directions with variance (of {data.x_dim} features)" if whiten else f"{input_dim} features"
-        raise ConfigError(
-            f"model.z_dim={z_dim}: a linear autoencoder cannot make more latents than its input has: the data has {varying}; "
-            f"set model.z_dim <= {input_dim} (the estimator: z_dim)."
-        )
+    if whiten:
+        require_linear_inputs(model, z_dim, input_dim, f"{input_dim} directions with variance (of {data.x_dim} features)")
     autoencoder = build_autoencoder(OmegaConf.create(model.autoencoder), input_dim, z_dim, model.restarts, image_side(data))
     if whiten:
         autoencoder.set_whitening(mean, matrix)

@@ -23,7 +23,7 @@ from mdcrl.evaluation import split_losses
 from mdcrl.io import read_json, sha256_file, write_text_atomic
 from mdcrl.metrics import stability_diagnostics
 from mdcrl.models.autoencoders import INITS, build_autoencoder
-from mdcrl.models.base import fit_whitening
+from mdcrl.models.base import fit_whitening, non_finite_entries
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.penalties import PENALTY_NAMES
 from mdcrl.settings import DataSettings, RunSettings, default_settings
@@ -398,7 +398,7 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
                 f"{meta_path}: the parameters {wrong} disagree with the settings stored beside them; the file was edited."
             )
         weights = load_file(str(weights_path))
-        bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        bad = non_finite_entries(weights)
         if bad:
             raise SavedModelError(f"{weights_path} holds NaN/inf values in {bad}; the file was edited or is corrupt.")
         ae = build_autoencoder(arch, input_dim, z_dim, restarts)

@@ -10,7 +10,7 @@ from mdcrl.data import MultiDomainData
 from mdcrl.data.base import Split
 from mdcrl.data.datamodule import batch_loader
 from mdcrl.identifiability import support_identifiable_for
-from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, stability_diagnostics
+from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, lstsq_fit, stability_diagnostics
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.moment import subspace_overlap
 
@@ -30,28 +30,26 @@ def split_losses(module: MultiDomainAutoencoder, split: Split, batch_size: int) 
     return {name: total / count for name, total in totals.items()}
 
 
-def lstsq_fit(x_train: np.ndarray, y_train: np.ndarray):
-    """The least-squares affine map x -> y fitted on train rows, as a function of new rows."""
-    x_mean, y_mean = x_train.mean(axis=0), y_train.mean(axis=0)
-    coef, *_ = np.linalg.lstsq(x_train - x_mean, y_train - y_mean, rcond=None)
-    return lambda x: (x - x_mean) @ coef + y_mean
+@torch.no_grad()
+def model_inputs(module: MultiDomainAutoencoder, x: np.ndarray) -> np.ndarray:
+    """Raw flat x as the model sees it (whitened when the model whitens), float64."""
+    return module.autoencoder.prepare(torch.from_numpy(x).to(module.device)).double().cpu().numpy()
 
 
 @torch.no_grad()
 def selection_of_latents(
-    module: MultiDomainAutoencoder, h_train, h_valid, split_train: Split, split_valid: Split, d_s: int, batch_size: int
+    module: MultiDomainAutoencoder, h_train, h_valid, x_train, x_valid, domains_valid, d_s: int, batch_size: int
 ) -> float:
-    """The validation selection score (models/module.py) of given latents (n, z): reconstruction by
-    the least-squares linear decoder from h to the model's input (fitted on train), and the
-    penalties of the first d_s coordinates, batch by batch as in validation."""
-    prepare = lambda x: module.autoencoder.prepare(torch.from_numpy(x).to(module.device)).double().cpu().numpy()  # noqa: E731
-    decode = lstsq_fit(np.asarray(h_train, dtype=np.float64), prepare(split_train.x))
-    residual = np.square(decode(np.asarray(h_valid, dtype=np.float64)) - prepare(split_valid.x)).mean(axis=1)
+    """The validation selection score (models/module.py) of given latents (n, z): reconstruction of
+    the model's input x (as the model sees it: model_inputs) by the least-squares linear decoder from
+    h (fitted on train), and the penalties of the first d_s coordinates, batch by batch as in validation."""
+    decode = lstsq_fit(np.asarray(h_train, dtype=np.float64), x_train)
+    residual = np.square(decode(np.asarray(h_valid, dtype=np.float64)) - x_valid).mean(axis=1)
     total, count = 0.0, 0
     for start in range(0, len(h_valid), batch_size):
         rows = slice(start, start + batch_size)
         h_s = torch.as_tensor(h_valid[rows, :d_s], dtype=torch.float32, device=module.device)[None]
-        domains = torch.as_tensor(split_valid.domain[rows], device=module.device)
+        domains = torch.as_tensor(domains_valid[rows], device=module.device)
         parts = {"recon_mse": torch.tensor([residual[rows].mean()], dtype=torch.float32, device=module.device)}
         parts.update(module.penalty_terms(h_s, domains))  # the enabled terms, as validation has them
         total += float(module.selection_score(parts, h_s, domains)[0]) * len(domains)
@@ -76,8 +74,7 @@ def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, batc
         return {}
     d_true, d_s = data.z_dim_stable_true, module.z_dim_stable
     h_train, h_valid = module.encode(train.x), module.encode(valid.x)
-    prepare = lambda x: module.autoencoder.prepare(torch.from_numpy(x)).double().numpy()  # noqa: E731
-    x_train, x_valid = prepare(train.x), prepare(valid.x)
+    x_train, x_valid = model_inputs(module, train.x), model_inputs(module, valid.x)
     to_stable = lstsq_fit(x_train, train.z[:, :d_true].astype(np.float64))
     stable_train, stable_valid = to_stable(x_train), to_stable(x_valid)
     # the complement: the input's principal directions once the true stable block is regressed out
@@ -86,8 +83,10 @@ def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, batc
     truth_train = np.concatenate([stable_train, x_train @ directions], axis=1)
     truth_valid = np.concatenate([stable_valid, x_valid @ directions], axis=1)
     return {
-        "selection_found": selection_of_latents(module, h_train, h_valid, train, valid, d_s, batch_size),
-        "selection_at_truth": selection_of_latents(module, truth_train, truth_valid, train, valid, d_true, batch_size),
+        "selection_found": selection_of_latents(module, h_train, h_valid, x_train, x_valid, valid.domain, d_s, batch_size),
+        "selection_at_truth": selection_of_latents(
+            module, truth_train, truth_valid, x_train, x_valid, valid.domain, d_true, batch_size
+        ),
     }
 
 
@@ -103,7 +102,7 @@ def warm_start_report(module: MultiDomainAutoencoder, train: Split) -> dict:
     verdict: "kept" (the untrained warm start won the selection), "refined" (overlap >=
     WARM_START_KEPT_OVERLAP) or "left"."""
     estimate = module.warm_start
-    x = module.autoencoder.prepare(torch.from_numpy(train.x)).double().numpy()
+    x = model_inputs(module, train.x)
     h_s = module.encode(train.x)[:, : module.z_dim_stable].astype(np.float64)
     effective, *_ = np.linalg.lstsq(x - x.mean(0), h_s - h_s.mean(0), rcond=None)
     overlap = subspace_overlap(effective, estimate.stable)

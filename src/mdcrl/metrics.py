@@ -51,6 +51,13 @@ def nonlinear_probe(n_features: int):
     return TransformedTargetRegressor(regressor=ridge, transformer=StandardScaler())
 
 
+def lstsq_fit(x_train: np.ndarray, y_train: np.ndarray):
+    """The least-squares affine map x -> y fitted on train rows, as a function of new rows."""
+    x_mean, y_mean = x_train.mean(axis=0), y_train.mean(axis=0)
+    coef, *_ = np.linalg.lstsq(x_train - x_mean, y_train - y_mean, rcond=None)
+    return lambda x: (x - x_mean) @ coef + y_mean
+
+
 def linear_r2(x_train, y_train, x_test, y_test) -> float:
     """Held-out R^2 of ordinary least squares with an intercept, averaged over targets: the same
     numbers as LinearRegression + r2_score (a target constant on test scores 1 if predicted exactly,
@@ -58,9 +65,7 @@ def linear_r2(x_train, y_train, x_test, y_test) -> float:
     scikit-learn's input checks cost ~10x the solve."""
     x_train, x_test = (np.asarray(a, dtype=np.float64) for a in (x_train, x_test))
     y_train, y_test = (np.asarray(a, dtype=np.float64) for a in (y_train, y_test))
-    x_mean, y_mean = x_train.mean(axis=0), y_train.mean(axis=0)
-    coef, *_ = np.linalg.lstsq(x_train - x_mean, y_train - y_mean, rcond=None)
-    pred = (x_test - x_mean) @ coef + y_mean
+    pred = lstsq_fit(x_train, y_train)(x_test)
     residual = ((y_test - pred) ** 2).sum(axis=0)
     total = ((y_test - y_test.mean(axis=0)) ** 2).sum(axis=0)
     exact = residual == 0

@@ -38,6 +38,7 @@ from mdcrl.data.encoded import save_encoded
 from mdcrl.errors import CheckpointError, ConfigError, MdcrlError, RunInProgressError
 from mdcrl.evaluation import evaluate, print_metrics, split_losses
 from mdcrl.io import read_json, regular_file, write_atomic, write_json_atomic, write_text_atomic
+from mdcrl.models.base import non_finite_entries
 from mdcrl.models.module import MultiDomainAutoencoder
 from mdcrl.rundir import RunLock, RunState, data_fingerprint, previous_run_state, remove_if_empty, write_hydra_files
 from mdcrl.settings import RunSettings
@@ -99,6 +100,7 @@ def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData |
     z_dim, _ = model_dims(settings.model, data)
     if settings.check_memory:
         check_model_memory(settings, data, z_dim)
+    module = build_module(settings, data)  # before anything is written: a model the data cannot feed is refused cleanly
     run_dir.mkdir(parents=True, exist_ok=True)
     write_hydra_files(run_dir, config)
     clock = RunClock()
@@ -111,7 +113,7 @@ def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData |
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(config, resolve=True))
     write_json_atomic(run_dir / "run.json", info)
     try:
-        module, metrics = train_and_evaluate(settings, run_dir, data, previous, clock, info)
+        metrics = train_and_evaluate(settings, run_dir, data, module, previous, clock, info)
     except BaseException as err:
         info.update(status="failed", error=f"{type(err).__name__}: {err}", wall_time_s=clock.elapsed_s())
         write_json_atomic(run_dir / "run.json", info)
@@ -125,13 +127,18 @@ def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData |
 
 
 def train_and_evaluate(
-    settings: RunSettings, run_dir: Path, data: MultiDomainData, previous: RunState, clock: RunClock, info: dict
-) -> tuple[MultiDomainAutoencoder, dict]:
-    """Fit (from the resume checkpoint when there is one), load the best weights, evaluate; records
-    what it measured in ``info`` (run.json)."""
+    settings: RunSettings,
+    run_dir: Path,
+    data: MultiDomainData,
+    module: MultiDomainAutoencoder,
+    previous: RunState,
+    clock: RunClock,
+    info: dict,
+) -> dict:
+    """Fit ``module`` (from the resume checkpoint when there is one), load the best weights into it,
+    evaluate; returns the metrics and records what it measured in ``info`` (run.json)."""
     batch_size = settings.data.batch_size
     datamodule = MultiDomainDataModule(data, batch_size, seed=settings.seed)
-    module = build_module(settings, data)
     input_map = module.autoencoder.input_map
     if input_map is not None:  # the whitening itself is in the checkpoints (model buffers)
         info["whitening"] = {"input_dim": int(input_map.shape[0]), "whitened_dim": int(input_map.shape[1])}
@@ -155,7 +162,7 @@ def train_and_evaluate(
     info["evaluate_time_s"] = time.perf_counter() - eval_start
     if settings.model.save_encoded_data:
         save_encodings(run_dir, module, settings, data)
-    return module, metrics
+    return metrics
 
 
 def save_encodings(run_dir: Path, module: MultiDomainAutoencoder, settings: RunSettings, data: MultiDomainData) -> None:
@@ -194,6 +201,7 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_s
     the validation split to compete with the warm start."""
     callback = trainer.checkpoint_callback
     path = getattr(callback, "best_model_path", "") if callback else ""
+    loaded = ""  # a fallback already in the module
     best = getattr(callback, "best_model_score", None) if path else None
     own = (run_dir / "checkpoints").resolve()
     if path and Path(path).resolve().parent != own:
@@ -208,12 +216,13 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_s
         path = str(fallback) if fallback else ""
         if path:
             load_weights(module, path)
+            loaded = path
         best = split_losses(module, trainer.datamodule.data.splits["valid"], trainer.datamodule.batch_size)["selection"]
         best = float(best[module.chosen_restart])
     if warm_score is not None and (best is None or warm_score <= float(best)):
         path = str(warm_start_path(run_dir))
         module.warm_start_kept = True
-    if path:
+    if path and path != loaded:
         load_weights(module, path)
     return path or None
 
@@ -221,7 +230,7 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_s
 def load_weights(module: MultiDomainAutoencoder, path: str | Path) -> None:
     """Load a checkpoint's weights (tensors and plain values only), refusing non-finite ones."""
     state = torch.load(regular_file(path), map_location="cpu", weights_only=True)["state_dict"]
-    bad = [name for name, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    bad = non_finite_entries(state)
     if bad:
         raise CheckpointError(
             f"{path} holds non-finite weights ({', '.join(bad[:3])}); it cannot be evaluated. "

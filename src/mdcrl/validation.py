@@ -21,6 +21,7 @@ from mdcrl.data.mixing import mixing_dims
 from mdcrl.data.polynomial import num_monomials
 from mdcrl.errors import ConfigError
 from mdcrl.models.autoencoders import ACTIVATIONS, INITS, LINEAR_FRAMES
+from mdcrl.models.base import non_finite_entries
 from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
 
 _MISSING = object()
@@ -39,7 +40,7 @@ TOP_KEYS = {
 }  # fmt: skip
 
 
-def warn_suspicious(cfg) -> None:
+def warn_suspicious(cfg, per_domain: int) -> None:
     """Settings that run but probably do not do what was meant: one warning line each."""
     unread = sorted({f"model.{k}" for k in cfg.model if k not in MODEL_KEYS} | {k for k in cfg if k not in TOP_KEYS})
     if unread:
@@ -59,7 +60,6 @@ def warn_suspicious(cfg) -> None:
             ds.corr_prob,
         )
     k = int(ds.get("num_domains") or 0) if cfg.datamodule.name == "mixing" else 0
-    per_domain = max(2, int(cfg.model.minmax_loss.top_k))
     if k and any(weights.values()) and int(cfg.datamodule.batch_size) < k * per_domain:
         log.warning(
             "datamodule.batch_size=%s holds about %.1f rows of each of the %d domains, fewer than the %d each penalty "
@@ -365,7 +365,7 @@ def validate_checkpoint_path(ckpt_path) -> None:
         ) from err
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     _require(isinstance(state, dict), f"ckpt_path={ckpt_path} is not a checkpoint of an mdcrl run (no state_dict).")
-    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = non_finite_entries(state)
     _require(not bad, f"ckpt_path={ckpt_path} holds non-finite weights ({', '.join(bad[:3])}); continue from another checkpoint.")
 
 
@@ -424,7 +424,6 @@ def validate_config(cfg) -> None:
         f"datamodule.batch_size={cfg.datamodule.batch_size} cannot hold two domains of two rows each, the least an "
         "invariance penalty compares (it would always be 0); set datamodule.batch_size >= 4 (the seed's: 1024).",
     )
-    warn_suspicious(cfg)
     validate_model(cfg.model)
     validate_trainer(cfg.trainer)
     _require(
@@ -433,6 +432,7 @@ def validate_config(cfg) -> None:
         "model.init=moment (experiment=moment_baseline); otherwise set trainer.max_epochs >= 1.",
     )
     per_domain = max(2, int(cfg.model.minmax_loss.top_k))  # as builders.min_per_domain, on the config
+    warn_suspicious(cfg, per_domain)
     if cfg.datamodule.name == "mixing":
         validate_mixing_dataset(cfg.datamodule.dataset, per_domain)
     if cfg.datamodule.name == "md_balls":

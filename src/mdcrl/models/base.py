@@ -96,6 +96,15 @@ class FrameDecoder(nn.Module):
         return torch.matmul(h, self._frame[0].frame().transpose(-1, -2))
 
 
+def non_finite_entries(state: dict) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold NaN or inf."""
+    return [
+        name
+        for name, value in state.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+
+
 def fit_whitening(x: np.ndarray, tolerance: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
     """PCA whitening of the rows of x: (mean, map) with (x - mean) @ map of identity covariance.
     Directions whose variance is below ``tolerance`` x the largest are dropped (linear mixing of
