@@ -5,7 +5,8 @@
    (2 workers), and the full grid's time extrapolated from it (480 runs at the slice's pace: a lower
    bound, since the slice holds the grid's cheapest cells and no MMD);
 2. the breakdown of one default run (python run_training.py, no overrides): start-up (process,
-   imports, Hydra, validation, exit), data, training, evaluation, the rest (writing the run directory).
+   imports, Hydra, validation, exit), data, set-up (model, warm start, Trainer, callbacks, loggers),
+   training, evaluation, the rest (writing the run directory).
 
 Run: python benchmarks/bench_grid.py [--skip-slice]   (about a minute)
 To time another checkout, run its copy of this file with PYTHONPATH=<checkout>/src.
@@ -38,19 +39,23 @@ SLICE = [
 ]
 
 
-def grid_slice() -> None:
+def grid_slice() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         wall = entry_point_time([*SLICE, f"hydra.sweep.dir={tmp}"], multirun=True)
         runs = [json.loads(p.read_text()) for p in Path(tmp).glob("*/run.json")]
         metrics = [json.loads(p.read_text()) for p in Path(tmp).glob("*/metrics.json")]
     epochs = [r["epochs"] for r in runs]
+    processes = {r["process"]["pid"] for r in runs if "process" in r}
     r2 = [m["r2_zinv_from_hinv"] for m in metrics]
     print(f"grid slice: {len(runs)} runs in {wall:.1f} s wall ({wall / len(runs):.2f} s per run, 2 workers)")
+    if processes:  # the launcher's workers reuse their process (and its imports) job after job
+        print(f"  {len(runs)} runs trained in {len(processes)} worker processes: start-up paid {len(processes)} times")
     print(f"  epochs {min(epochs)}-{max(epochs)} (mean {statistics.mean(epochs):.0f}); r2_zinv_from_hinv min {min(r2):.4f}")
     print(f"  full grid (480 runs) at this pace: {480 * wall / len(runs) / 60:.1f} min")
+    return wall
 
 
-def breakdown() -> None:
+def breakdown() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         wall = entry_point_time([f"hydra.run.dir={tmp}"])
         info = json.loads((Path(tmp) / "run.json").read_text())
@@ -59,6 +64,7 @@ def breakdown() -> None:
     parts = {
         "start-up": wall - run_wall,
         "data": data,
+        "set-up": info.get("setup_time_s"),
         "training": info["fit_time_s"],
         "evaluation": info["evaluate_time_s"],
     }
@@ -66,15 +72,17 @@ def breakdown() -> None:
     print(f"default run: {wall:.1f} s wall, {info['epochs']} epochs")
     for name, value in parts.items():
         print(f"  {name:20s} {'n/a (in other)' if value is None else f'{value:6.2f} s'}")
+    return wall
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-slice", action="store_true")
     args = parser.parse_args()
-    breakdown()
+    default_wall = breakdown()
     if not args.skip_slice:
-        grid_slice()
+        slice_wall = grid_slice()
+        print(f"slice / default run: {slice_wall / default_wall:.2f}x (the goal: <= 1)")
 
 
 if __name__ == "__main__":

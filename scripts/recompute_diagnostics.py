@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from mdcrl.builders import build_data, build_module
-from mdcrl.evaluation import optimisation_gap, warm_start_report
+from mdcrl.evaluation import model_inputs, optimisation_gap, warm_start_report
 from mdcrl.io import read_json, read_text, write_json_atomic
 from mdcrl.settings import RunSettings
 from mdcrl.train import load_weights
@@ -32,9 +32,11 @@ def recompute(run_dir: Path) -> dict:
     # the file of that name in this run's own checkpoints/ (the directory may have moved since)
     load_weights(module, run_dir / "checkpoints" / Path(info["best_checkpoint"]).name)
     module.warm_start_kept = bool((info.get("warm_start") or {}).get("kept_untrained"))
-    metrics.update(optimisation_gap(module, data, settings.data.batch_size))
+    train = data.splits["train"]
+    h_train, x_train = module.encode(train.x), model_inputs(module, train.x)
+    metrics.update(optimisation_gap(module, data, settings.data.batch_size, h_train, x_train))
     if module.warm_start is not None:
-        metrics["warm_start"] = warm_start_report(module, data.splits["train"])
+        metrics["warm_start"] = warm_start_report(module, h_train, x_train)
     write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics
 

@@ -73,6 +73,12 @@ def test_parallel_sweep_kill_rerun_skips_finished_resumes_killed_and_reports(tmp
     info = json.loads((killed_in / "run.json").read_text())
     assert info["status"] == "finished" and info["resumed_from"].endswith("last.ckpt")
     assert all((d / "metrics.json").exists() for d in dirs)
+    # Start-up is paid once per worker: the launcher's 2 workers ran every job of the second
+    # command, one after another in the same process (run.json "process").
+    rerun = [json.loads((d / "run.json").read_text())["process"] for d in dirs if d not in finished_before]
+    assert len({p["pid"] for p in rerun}) <= 2 and os.getpid() not in {p["pid"] for p in rerun}
+    if len(rerun) >= 3:
+        assert max(p["run_in_process"] for p in rerun) >= 2
 
     # The report's cells against an independent computation from the metrics files.
     out = tmp_path / "report"

@@ -57,7 +57,9 @@ def selection_of_latents(
     return total / count
 
 
-def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: int) -> dict:
+def optimisation_gap(
+    module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: int, h_train: np.ndarray, x_train: np.ndarray
+) -> dict:
     """Optimisation or statistics, per run (data with true latents and flat inputs only): the
     validation selection score of the found latents (selection_found) next to that of the encoder
     whose stable block is the least-squares map from the model's input to the true z_S
@@ -68,13 +70,13 @@ def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, batc
     The truth's spurious block is the complement of its stable block in the model's input (as many
     directions as the found spurious block has), not the found spurious block: that one complements
     the found stable block, and beside the true one it leaves reconstruction error that is the
-    found solution's, not the truth's (measured: it made the truth score worse than training did)."""
+    found solution's, not the truth's (measured: it made the truth score worse than training did).
+    ``h_train`` and ``x_train``: the train split's latents and model inputs (model_inputs)."""
     train, valid = data.splits["train"], data.splits["valid"]
     if not train.z.shape[1] or train.x.ndim != 2:
         return {}
     d_true, d_s = data.z_dim_stable_true, module.z_dim_stable
-    h_train, h_valid = module.encode(train.x), module.encode(valid.x)
-    x_train, x_valid = model_inputs(module, train.x), model_inputs(module, valid.x)
+    h_valid, x_valid = module.encode(valid.x), model_inputs(module, valid.x)
     to_stable = lstsq_fit(x_train, train.z[:, :d_true].astype(np.float64))
     stable_train, stable_valid = to_stable(x_train), to_stable(x_valid)
     # the complement: the input's principal directions once the true stable block is regressed out
@@ -95,15 +97,16 @@ WARM_START_KEPT_OVERLAP = 0.99
 
 
 @torch.no_grad()
-def warm_start_report(module: MultiDomainAutoencoder, train: Split) -> dict:
+def warm_start_report(module: MultiDomainAutoencoder, h_train: np.ndarray, x_train: np.ndarray) -> dict:
     """Where training went from the moment warm start, without ground truth: the eigen-gap (and
     whether it is clear), the overlap of the learned stable block's span with the estimate's
     (moment.subspace_overlap of the least-squares map from the whitened input to h_S), and the
     verdict: "kept" (the untrained warm start won the selection), "refined" (overlap >=
-    WARM_START_KEPT_OVERLAP) or "left"."""
+    WARM_START_KEPT_OVERLAP) or "left". ``h_train``, ``x_train``: the train split's latents and
+    model inputs (model_inputs)."""
     estimate = module.warm_start
-    x = model_inputs(module, train.x)
-    h_s = module.encode(train.x)[:, : module.z_dim_stable].astype(np.float64)
+    x = x_train
+    h_s = h_train[:, : module.z_dim_stable].astype(np.float64)
     effective, *_ = np.linalg.lstsq(x - x.mean(0), h_s - h_s.mean(0), rcond=None)
     overlap = subspace_overlap(effective, estimate.stable)
     if module.warm_start_kept:
@@ -133,10 +136,12 @@ def evaluate(module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: 
             data.z_dim_stable_true,
             nonlinear=nonlinear,
         )
-    metrics.update(optimisation_gap(module, data, batch_size))
+    # the train split as the model sees it, once for the two diagnostics that need it
+    x_train = model_inputs(module, train.x) if train.x.ndim == 2 else None
+    metrics.update(optimisation_gap(module, data, batch_size, h_train, x_train))
     if module.warm_start is not None:
         metrics["eigengap"] = module.warm_start.eigengap
-        metrics["warm_start"] = warm_start_report(module, train)
+        metrics["warm_start"] = warm_start_report(module, h_train, x_train)
     metrics["support_identifiable"] = support_identifiable_for(data.metadata)
     metrics["diagnostics"] = stability_diagnostics(h_test, test.domain, module.z_dim_stable)
     losses = split_losses(module, test, batch_size)

@@ -6,8 +6,9 @@
 Run directory:
   config.yaml      the resolved config (Hydra layout; a re-run compares it to skip or resume)
   .hydra/          Hydra's record of a command-line run, written once the config is accepted
-  run.json         status (running | finished | failed), tags, seed, epochs, times (fit, evaluate,
-                   wall, data), version, error, attempts, resumed_from when an interrupted run was
+  run.json         status (running | finished | failed), tags, seed, epochs, times (data, setup, fit,
+                   evaluate, wall), the process (pid, and how many runs it has trained: a sweep
+                   worker's n-th job has run_in_process n), version, error, attempts, resumed_from when an interrupted run was
                    continued, the restarts' validation selection scores and the chosen restart, the
                    whitening's dimensions, the data's sha256 (rundir.data_fingerprint). Across a
                    kill and resume, `started` is the first attempt's and wall_time_s adds the
@@ -22,6 +23,7 @@ Run directory:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -45,6 +47,10 @@ from mdcrl.settings import RunSettings
 from mdcrl.validation import validate_config
 
 log = logging.getLogger(__name__)
+
+# Runs trained in this process so far: a sweep's worker trains job after job in one process and
+# pays the imports (torch, Lightning: most of a small run's start-up) once (run.json "process").
+_runs_in_process = 0
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict:
@@ -97,6 +103,7 @@ def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData |
     if data is None:
         data = build_data(settings)  # before anything is written: a bad run_path or file leaves no trace
     data_time_s = time.perf_counter() - data_start
+    setup_start = time.perf_counter()
     z_dim, _ = model_dims(settings.model, data)
     if settings.check_memory:
         check_model_memory(settings, data, z_dim)
@@ -108,6 +115,7 @@ def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData |
     # The data's dimensions, also when the config does not hold them (stage 2 reads them from stage 1).
     info["data"] = {"z_dim": data.z_dim_true, "z_dim_stable": data.z_dim_stable_true, "num_domains": data.num_domains}
     info["data_time_s"] = data_time_s
+    info["setup_time_s"] = time.perf_counter() - setup_start  # the model, warm start and run directory; + the Trainer below
     if previous.resume_from:
         log.info("resuming the unfinished run in %s from %s (epoch %d)", run_dir, previous.resume_from, previous.resume_epoch)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(config, resolve=True))
@@ -142,9 +150,11 @@ def train_and_evaluate(
     input_map = module.autoencoder.input_map
     if input_map is not None:  # the whitening itself is in the checkpoints (model buffers)
         info["whitening"] = {"input_dim": int(input_map.shape[0]), "whitened_dim": int(input_map.shape[1])}
+    setup_start = time.perf_counter()
     warm_score = save_warm_start(module, run_dir, data, batch_size) if module.warm_start is not None else None
     with quiet_lightning():
         trainer = build_trainer(settings, run_dir, clock, previous.resume_epoch)
+        info["setup_time_s"] = info.get("setup_time_s", 0.0) + time.perf_counter() - setup_start
         fit_start = time.perf_counter()
         # weights_only: a checkpoint holds tensors and plain values only; unpickling anything else
         # (code) is refused, also for a user's ckpt_path.
@@ -241,6 +251,8 @@ def load_weights(module: MultiDomainAutoencoder, path: str | Path) -> None:
 
 def run_info(settings: RunSettings, previous: RunState, fingerprint: str | None) -> dict:
     """run.json at the start of an attempt; a continued run keeps its first start time."""
+    global _runs_in_process
+    _runs_in_process += 1
     earlier = previous.previous or {}
     info = {
         "status": "running",
@@ -250,6 +262,7 @@ def run_info(settings: RunSettings, previous: RunState, fingerprint: str | None)
         "started": earlier.get("started", time.time()),
         "attempts": int(earlier.get("attempts", 1)) + 1 if earlier else 1,
         "data_sha256": fingerprint,
+        "process": {"pid": os.getpid(), "run_in_process": _runs_in_process},
     }
     if previous.resume_from:
         info["resumed_from"] = previous.resume_from
