@@ -39,9 +39,54 @@ def test_fit_recovers_the_stable_block(fitted, dataset):
     assert fitted.transform(dataset.x).shape == (len(dataset.x), 8)
     assert np.array_equal(fitted.stable_latents(dataset.x), fitted.transform(dataset.x)[:, :4])
     diag = fitted.diagnostics(dataset.x, dataset.domain)
-    assert diag["reconstruction_mse"] < 0.01
+    assert diag["recon_mse"] < 0.01 and diag["recon_mse_features"] < 0.01
     assert diag["stable_min_spread"] < diag["spurious_min_spread"] / 4
     assert diag["domain_acc_stable"] < diag["domain_acc_chance"] + 0.1
+    assert diag["verdict"] == "invariant"
+
+
+def test_diagnostics_recon_mse_is_the_objectives_term(fitted, dataset):
+    """diagnostics' recon_mse is what the objective (and metrics_["recon_mse"]) measures: the
+    model's input units; recon_mse_features the same reconstruction in feature units."""
+    import torch
+
+    from mdcrl.evaluation import split_losses
+
+    x = torch.from_numpy((dataset.x - fitted.x_mean_) / fitted.x_std_)
+    split = type(dataset)(x.numpy(), np.zeros((len(x), 0), np.float32), dataset.domain)
+    losses = split_losses(fitted._module_for(4), split, 1024)
+    diag = fitted.diagnostics(dataset.x, dataset.domain)
+    assert diag["recon_mse"] == pytest.approx(float(losses["recon_mse"][fitted.autoencoder_.chosen]), rel=1e-4, abs=1e-9)
+
+
+def test_stable_latents_by_index_equal_the_stable_block_first(dataset):
+    """fit(z=..., stable=[...]) with z's columns shuffled gives the metrics of the stable-first z."""
+    rows = slice(0, None, 4)
+    x, d, z = dataset.x[rows], dataset.domain[rows], dataset.z[rows]
+    order = [5, 0, 7, 2, 4, 1, 6, 3]  # the stable z0-z3 sit at positions 1, 5, 3, 7
+    first = small(max_epochs=3).fit(x, d, z=z, z_dim_stable_true=4).metrics_
+    shuffled = small(max_epochs=3).fit(x, d, z=z[:, order], stable=[1, 5, 3, 7]).metrics_
+    for key in ("r2_zinv_from_hinv", "r2_zsp_from_hinv", "r2_hinv_from_zinv"):
+        assert shuffled[key] == pytest.approx(first[key], abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "stable, expected",
+    [
+        ([0, 8], r"stable has indices \[8\] outside the 8 latent columns"),
+        ([1, 1], "lists a latent twice"),
+        ([], "non-empty list"),
+        (["z0"], "latent column indices"),
+    ],
+)
+def test_bad_stable_indices_are_refused(dataset, stable, expected):
+    with pytest.raises(DataInputError, match=expected):
+        small(max_epochs=1).fit(dataset.x[::12], dataset.domain[::12], z=dataset.z[::12], stable=stable)
+
+
+def test_stable_indices_disagreeing_with_the_count_are_refused(dataset):
+    with pytest.raises(DataInputError, match="z_dim_stable_true=3 disagrees with stable"):
+        small(max_epochs=1).fit(dataset.x[::12], dataset.domain[::12], z=dataset.z[::12], stable=[0, 1], z_dim_stable_true=3)
 
 
 def test_save_load_gives_identical_transform(fitted, dataset, tmp_path):
@@ -75,7 +120,8 @@ def test_file_entry_point_matches_estimator(dataset, tmp_path, suffix):
         f"datamodule.path={path}",
         f"datamodule.domain_column={column}",
         f"datamodule.latent_columns={latent}",
-        "datamodule.z_dim_invariant_true=4",
+        # csv: the stable latents by name; the others: the first 4 latents are the stable ones
+        "datamodule.stable_latent_columns=[z0,z1,z2,z3]" if suffix == "csv" else "datamodule.z_dim_invariant_true=4",
         "datamodule.batch_size=1024",
         "model.z_dim=8",
         "model.z_dim_invariant=4",
@@ -152,3 +198,33 @@ def test_estimator_works_with_scikit_learn_tools(dataset):
     assert pipe.transform(frame).shape == (1250, 8)
     named = small(max_epochs=2).fit(frame, d)
     assert list(named.feature_names_in_) == list(frame.columns) and named.n_features_in_ == 16
+
+
+def test_stable_latent_columns_by_name_on_the_command_line(tmp_path):
+    """datamodule.stable_latent_columns (names among latent_columns, or indices) orders z stable
+    first; a name that is not a latent column, or a count that disagrees, is refused by name."""
+    from mdcrl.builders import stable_latents_first
+
+    z = np.arange(12.0).reshape(3, 4)
+    source = OmegaConf.create(
+        {"path": "f.csv", "latent_columns": ["a", "b", "c", "d"], "stable_latent_columns": ["c", 0], "z_dim_invariant_true": None}
+    )
+    ordered, count = stable_latents_first(source, z)
+    assert count == 2 and np.array_equal(ordered, z[:, [2, 0, 1, 3]])
+    source.stable_latent_columns = ["e"]
+    with pytest.raises(DataInputError, match=r"datamodule.stable_latent_columns names 'e', which is not among"):
+        stable_latents_first(source, z)
+    source.stable_latent_columns, source.z_dim_invariant_true = ["a"], 2
+    with pytest.raises(DataInputError, match="datamodule.z_dim_invariant_true=2 disagrees with datamodule.stable_latent_columns"):
+        stable_latents_first(source, z)
+
+
+def test_python_names_on_the_command_line_get_one_line_naming_the_key():
+    result = subprocess.run(
+        [sys.executable, "run_training.py", "model.z_dim_stable=4"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: model.z_dim_stable is the estimator's (Python) name; on the command line the setting is "
+        "model.z_dim_invariant=<value> (docs/tutorial_own_data.md, 'Names')."
+    ]

@@ -15,8 +15,8 @@ from mdcrl.callbacks import RunClock
 from mdcrl.data import MultiDomainData, generate_mixing_data
 from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cache, save_balls_cache
 from mdcrl.data.encoded import load_encoded, rescale_to_range
-from mdcrl.data.tables import arrays_to_data, read_table
-from mdcrl.errors import ConfigError
+from mdcrl.data.tables import arrays_to_data, read_table, stable_first
+from mdcrl.errors import ConfigError, DataInputError
 from mdcrl.models.autoencoders import build_autoencoder, warm_start_linear
 from mdcrl.models.base import Autoencoder, fit_whitening
 from mdcrl.models.module import MultiDomainAutoencoder
@@ -31,21 +31,50 @@ def min_per_domain(settings: RunSettings) -> int:
     return max(2, settings.penalties.minmax.top_k)
 
 
-def user_data(settings: RunSettings, x, domains, z=None, z_dim_stable_true: int | None = None) -> MultiDomainData:
+def user_data(settings: RunSettings, x, domains, z=None, z_dim_stable_true: int | None = None, stable=None) -> MultiDomainData:
     """A user's arrays (read from a file, or given to the estimator), checked, split and standardised
-    with the run's source settings (valid_fraction, test_fraction, standardize) and seed."""
+    with the run's source settings (valid_fraction, test_fraction, standardize) and seed; ``stable``:
+    the indices of z's stable columns (instead of z_dim_stable_true, stable block first)."""
     source = settings.data.source
     return arrays_to_data(
         x,
         domains,
         z,
         z_dim_stable_true,
+        stable,
         source["valid_fraction"],
         source["test_fraction"],
         source["standardize"],
         settings.seed,
         min_per_domain=min_per_domain(settings),
     )
+
+
+def stable_latents_first(source, z):
+    """datamodule=from_file: (z with the stable latents first, their number), from
+    datamodule.stable_latent_columns (names among datamodule.latent_columns, or indices into the
+    file's latents) or else datamodule.z_dim_invariant_true (the stable latents are the leading ones)."""
+    named = list(source.get("stable_latent_columns") or [])
+    if not named:
+        return z, source.z_dim_invariant_true
+    setting = "datamodule.stable_latent_columns"
+    if z is None:
+        raise DataInputError(
+            f"{setting} lists stable latents, but {source.path} holds no ground-truth latents (datamodule.latent_columns)."
+        )
+    latent_columns = list(source.latent_columns or [])
+    indices = []
+    for entry in named:
+        if isinstance(entry, int) and not isinstance(entry, bool):
+            indices.append(entry)
+        elif entry in latent_columns:
+            indices.append(latent_columns.index(entry))
+        else:
+            raise DataInputError(
+                f"{setting} names {entry!r}, which is not among datamodule.latent_columns={latent_columns}; "
+                "list the stable latents' columns there too."
+            )
+    return stable_first(np.asarray(z), indices, source.z_dim_invariant_true, setting, "datamodule.z_dim_invariant_true")
 
 
 def build_data(settings: RunSettings) -> MultiDomainData:
@@ -59,7 +88,8 @@ def build_data(settings: RunSettings) -> MultiDomainData:
         return build_balls_data(source, settings.seed)
     if name == "from_file":
         x, domains, z = read_table(source.path, source.domain_column, source.latent_columns)
-        return user_data(settings, x, domains, z, source.z_dim_invariant_true)
+        z, z_dim_stable_true = stable_latents_first(source, z)
+        return user_data(settings, x, domains, z, z_dim_stable_true)
     raise ConfigError(f"datamodule.name={name!r} is not supported; arrays are passed to fit_run(data=...).")
 
 

@@ -163,4 +163,11 @@ def print_metrics(metrics: dict, title: str) -> None:
     for key in HEADLINE:
         if key in metrics:
             table.add_row(key, f"{metrics[key]:.4f}", REFERENCE_NAMES.get(key, ""))
+    # the signals that need no ground truth, and their verdict (metrics.invariance_verdict)
+    diagnostics = metrics.get("diagnostics") or {}
+    for key in ("domain_acc_stable", "domain_acc_chance", "stable_var_spread"):
+        if key in diagnostics:
+            table.add_row(f"diagnostics.{key}", f"{diagnostics[key]:.4f}", "")
+    if "verdict" in diagnostics:
+        table.add_row("diagnostics.verdict", diagnostics["verdict"], "")
     Console().print(table)

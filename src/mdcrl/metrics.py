@@ -185,12 +185,44 @@ def split_half_r2(h: np.ndarray, z: np.ndarray, h_dim_stable: int, z_dim_stable:
     }
 
 
+# The invariance verdict's thresholds (docs/tutorial_own_data.md, "Read the diagnostics"). Each
+# signal flags the stable block when it is past its threshold:
+# - the domain probe on h_S: accuracy above chance, as a share of what is above chance
+#   ((acc - chance) / (1 - chance)); a stable block predicts the domain no better than chance;
+VERDICT_DOMAIN_EXCESS = 0.10
+# - the per-domain variance of h_S, its spread across domains relative to the overall variance;
+VERDICT_VAR_SPREAD = 0.15
+# - the per-domain minimum and maximum of h_S: only when their spread is not below the spurious
+#   block's, since the extremes of unbounded (e.g. Gaussian) latents move between domains by
+#   chance even when the blocks are separated.
+VERDICT_SUPPORT_RATIO = 1.0
+
+
+def invariance_verdict(diagnostics: dict) -> str:
+    """ "invariant", or "not invariant: <reasons>" from stability_diagnostics' signals (no ground truth)."""
+    d = diagnostics
+    reasons = []
+    if "domain_acc_stable" in d:
+        chance = d["domain_acc_chance"]
+        excess = (d["domain_acc_stable"] - chance) / max(1.0 - chance, 1e-12)
+        if excess > VERDICT_DOMAIN_EXCESS:
+            reasons.append(f"the domain is predictable from h_S (accuracy {d['domain_acc_stable']:.2f}, chance {chance:.2f})")
+    if d.get("stable_var_spread", 0.0) > VERDICT_VAR_SPREAD:
+        reasons.append(f"h_S's variance differs across domains (spread {d['stable_var_spread']:.2f})")
+    for end in ("min", "max"):
+        stable, spurious = d.get(f"stable_{end}_spread"), d.get(f"spurious_{end}_spread")
+        if stable is not None and spurious is not None and stable >= VERDICT_SUPPORT_RATIO * spurious:
+            reasons.append(f"h_S's {end}ima move across domains as much as h_U's ({stable:.2f} vs {spurious:.2f})")
+    return "invariant" if not reasons else "not invariant: " + "; ".join(reasons)
+
+
 def stability_diagnostics(h: np.ndarray, domains: np.ndarray, h_dim_stable: int, seed: int = 0) -> dict:
     """Checks that need no ground truth. For the stable block (and the spurious block, for contrast):
     how far the per-domain min, max and variance of each coordinate spread across domains, relative
     to the coordinate's overall std (variance: overall variance), averaged over coordinates; and how
     well a logistic probe (fitted on half the rows, scored on the other half) tells the domain from
-    the stable block, next to chance (the largest domain's share)."""
+    the stable block, next to chance (the largest domain's share); and the verdict that combines
+    them (invariance_verdict)."""
     out = {}
     labels = np.unique(domains)
     for block, cols in (("stable", slice(0, h_dim_stable)), ("spurious", slice(h_dim_stable, None))):
@@ -209,4 +241,5 @@ def stability_diagnostics(h: np.ndarray, domains: np.ndarray, h_dim_stable: int,
     if len(np.unique(domains[train])) > 1:
         out["domain_acc_stable"] = domain_accuracy(h[train, :h_dim_stable], domains[train], h[test, :h_dim_stable], domains[test])
     out["domain_acc_chance"] = float(np.bincount(domains).max() / len(domains))
+    out["verdict"] = invariance_verdict(out)
     return out

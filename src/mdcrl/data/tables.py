@@ -94,11 +94,38 @@ def split_by_domain(codes: np.ndarray, num_domains: int, valid_fraction: float, 
     return {name: np.sort(np.concatenate(p)) for name, p in parts.items()}
 
 
+def stable_first(z: np.ndarray, stable, z_dim_stable_true: int | None, setting: str, count_setting: str):
+    """(z with the columns listed in ``stable`` first, in that order, then the others in theirs; the
+    number of stable latents). ``stable`` (indices into z's columns) None: z as given, stable block
+    first, with z_dim_stable_true. ``setting``/``count_setting``: the names errors show."""
+    if stable is None:
+        return z, z_dim_stable_true
+    if not z.shape[1]:
+        raise DataInputError(f"{setting} lists stable latents, but no ground-truth latents were given.")
+    indices = list(np.atleast_1d(np.asarray(stable, dtype=object)))
+    if not indices or any(isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) for i in indices):
+        raise DataInputError(f"{setting}={list(stable)!r} must be a non-empty list of latent column indices (integers).")
+    indices = [int(i) for i in indices]
+    bad = [i for i in indices if not 0 <= i < z.shape[1]]
+    if bad:
+        raise DataInputError(f"{setting} has indices {bad} outside the {z.shape[1]} latent columns (0 to {z.shape[1] - 1}).")
+    if len(set(indices)) != len(indices):
+        raise DataInputError(f"{setting}={indices} lists a latent twice; list each stable latent once.")
+    if z_dim_stable_true is not None and int(z_dim_stable_true) != len(indices):
+        raise DataInputError(
+            f"{count_setting}={z_dim_stable_true} disagrees with {setting}, which lists {len(indices)} stable latents; "
+            f"give only {setting}."
+        )
+    rest = [i for i in range(z.shape[1]) if i not in indices]
+    return z[:, indices + rest], len(indices)
+
+
 def arrays_to_data(
     x,
     domains,
     z=None,
     z_dim_stable_true: int | None = None,
+    stable=None,
     valid_fraction: float = 0.1,
     test_fraction: float = 0.1,
     standardize: bool = True,
@@ -108,8 +135,10 @@ def arrays_to_data(
     """Checked, split (stratified by domain) and standardised (train statistics) user data.
 
     With test_fraction = 0 the test split is the validation split (nothing is held out twice).
+    ``stable``: indices of z's stable columns (stable_first), instead of z_dim_stable_true.
     """
     x, codes, z, labels = check_arrays(x, domains, z, min_per_domain)
+    z, z_dim_stable_true = stable_first(z, stable, z_dim_stable_true, "stable", "z_dim_stable_true")
     if z.shape[1] and z_dim_stable_true is None:
         raise DataInputError("ground-truth latents given without z_dim_stable_true (how many leading latents are stable).")
     rows = split_by_domain(codes, len(labels), valid_fraction, test_fraction, seed)
