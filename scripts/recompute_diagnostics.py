@@ -34,7 +34,7 @@ def recompute(run_dir: Path) -> dict:
     module.warm_start_kept = bool((info.get("warm_start") or {}).get("kept_untrained"))
     train = data.splits["train"]
     h_train, x_train = module.encode(train.x), model_inputs(module, train.x)
-    metrics.update(optimisation_gap(module, data, settings.data.batch_size, h_train, x_train))
+    metrics.update(optimisation_gap(module, data, h_train, x_train))
     if module.warm_start is not None:
         metrics["warm_start"] = warm_start_report(module, h_train, x_train)
     write_json_atomic(run_dir / "metrics.json", metrics)

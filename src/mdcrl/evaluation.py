@@ -8,26 +8,33 @@ import torch
 
 from mdcrl.data import MultiDomainData
 from mdcrl.data.base import Split
-from mdcrl.data.datamodule import batch_loader
+from mdcrl.data.datamodule import batch_loader, interleaved_order
 from mdcrl.identifiability import support_identifiable_for
 from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, lstsq_fit, stability_diagnostics
-from mdcrl.models.module import MultiDomainAutoencoder
+from mdcrl.models.module import SELECTION_MAX_ROWS, MultiDomainAutoencoder
 from mdcrl.moment import subspace_overlap
 
 
 @torch.no_grad()
 def split_losses(module: MultiDomainAutoencoder, split: Split, batch_size: int) -> dict[str, np.ndarray]:
     """Sample-weighted mean of every restart's loss terms (R,) over a split, batch by batch as in
-    training, plus the selection score (models/module.py)."""
+    training, plus the selection score of the whole split (models/module.py), as validation
+    computes it."""
     module.eval()
-    totals: dict[str, np.ndarray] = {}
+    totals: dict[str, torch.Tensor] = {}
+    outputs = []
     count = 0
     for x, _, domains in batch_loader(split, batch_size, shuffle=False):
-        parts, _ = module.evaluation_parts(x.to(module.device), domains.to(module.device))
+        x, domains = x.to(module.device), domains.to(module.device)
+        parts, h = module.evaluation_parts(x, domains)
         for name, value in parts.items():
-            totals[name] = totals.get(name, 0.0) + value.cpu().numpy().astype(np.float64) * len(x)
+            totals[name] = totals.get(name, 0.0) + value.double() * len(x)
+        if sum(len(o[1]) for o in outputs) < SELECTION_MAX_ROWS:
+            outputs.append((h, domains))
         count += len(x)
-    return {name: total / count for name, total in totals.items()}
+    means = {name: total / count for name, total in totals.items()}
+    means["selection"] = module.heldout_selection(means["recon_mse"].float(), outputs).double()
+    return {name: value.cpu().numpy() for name, value in means.items()}
 
 
 @torch.no_grad()
@@ -37,29 +44,21 @@ def model_inputs(module: MultiDomainAutoencoder, x: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def selection_of_latents(
-    module: MultiDomainAutoencoder, h_train, h_valid, x_train, x_valid, domains_valid, d_s: int, batch_size: int
-) -> float:
+def selection_of_latents(module: MultiDomainAutoencoder, h_train, h_valid, x_train, x_valid, domains_valid, d_s: int) -> float:
     """The validation selection score (models/module.py) of given latents (n, z): reconstruction of
     the model's input x (as the model sees it: model_inputs) by the least-squares linear decoder from
-    h (fitted on train), and the penalties of the first d_s coordinates, batch by batch as in validation."""
+    h (fitted on train), and the penalties of the first d_s coordinates over the split's held-out
+    rows, as validation computes it."""
     decode = lstsq_fit(np.asarray(h_train, dtype=np.float64), x_train)
-    residual = np.square(decode(np.asarray(h_valid, dtype=np.float64)) - x_valid).mean(axis=1)
-    total, count = 0.0, 0
-    for start in range(0, len(h_valid), batch_size):
-        rows = slice(start, start + batch_size)
-        h_s = torch.as_tensor(h_valid[rows, :d_s], dtype=torch.float32, device=module.device)[None]
-        domains = torch.as_tensor(domains_valid[rows], device=module.device)
-        parts = {"recon_mse": torch.tensor([residual[rows].mean()], dtype=torch.float32, device=module.device)}
-        parts.update(module.penalty_terms(h_s, domains))  # the enabled terms, as validation has them
-        total += float(module.selection_score(parts, h_s, domains)[0]) * len(domains)
-        count += len(domains)
-    return total / count
+    recon = np.square(decode(np.asarray(h_valid, dtype=np.float64)) - x_valid).mean()
+    rows = interleaved_order(domains_valid)[:SELECTION_MAX_ROWS].numpy()
+    h_s = torch.as_tensor(h_valid[rows, :d_s], dtype=torch.float32, device=module.device)[None]
+    domains = torch.as_tensor(domains_valid[rows], device=module.device)
+    recon_mse = torch.tensor([recon], dtype=torch.float32, device=module.device)
+    return float(module.selection_score(recon_mse, h_s, domains)[0])
 
 
-def optimisation_gap(
-    module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: int, h_train: np.ndarray, x_train: np.ndarray
-) -> dict:
+def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, h_train: np.ndarray, x_train: np.ndarray) -> dict:
     """Optimisation or statistics, per run (data with true latents and flat inputs only): the
     validation selection score of the found latents (selection_found) next to that of the encoder
     whose stable block is the least-squares map from the model's input to the true z_S
@@ -85,10 +84,8 @@ def optimisation_gap(
     truth_train = np.concatenate([stable_train, x_train @ directions], axis=1)
     truth_valid = np.concatenate([stable_valid, x_valid @ directions], axis=1)
     return {
-        "selection_found": selection_of_latents(module, h_train, h_valid, x_train, x_valid, valid.domain, d_s, batch_size),
-        "selection_at_truth": selection_of_latents(
-            module, truth_train, truth_valid, x_train, x_valid, valid.domain, d_true, batch_size
-        ),
+        "selection_found": selection_of_latents(module, h_train, h_valid, x_train, x_valid, valid.domain, d_s),
+        "selection_at_truth": selection_of_latents(module, truth_train, truth_valid, x_train, x_valid, valid.domain, d_true),
     }
 
 
@@ -138,7 +135,7 @@ def evaluate(module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: 
         )
     # the train split as the model sees it, once for the two diagnostics that need it
     x_train = model_inputs(module, train.x) if train.x.ndim == 2 else None
-    metrics.update(optimisation_gap(module, data, batch_size, h_train, x_train))
+    metrics.update(optimisation_gap(module, data, h_train, x_train))
     if module.warm_start is not None:
         metrics["eigengap"] = module.warm_start.eigengap
         metrics["warm_start"] = warm_start_report(module, h_train, x_train)

@@ -61,8 +61,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-# metrics.json entries that are words, not numbers (evaluation.warm_start_report).
-TEXT_METRICS = ("warm_start.verdict",)
+# metrics.json entries that are text, not numbers, and their longest accepted length:
+# evaluation.warm_start_report's verdict, metrics.invariance_verdict's.
+TEXT_METRICS = {"warm_start.verdict": 40, "diagnostics.verdict": 400}
 
 
 def metrics_problem(metrics) -> str:
@@ -73,7 +74,7 @@ def metrics_problem(metrics) -> str:
     bad = [
         k
         for k, v in _flatten(metrics).items()
-        if not (v is None or isinstance(v, (int, float, bool)) or (k in TEXT_METRICS and isinstance(v, str) and len(v) < 40))
+        if not (v is None or isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) < TEXT_METRICS.get(k, 0)))
     ]
     return f"has non-numeric values for {bad[:5]}" if bad else ""
 
