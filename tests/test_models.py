@@ -114,3 +114,31 @@ def test_activation_option_sets_the_hidden_nonlinearity():
     assert z_hat.shape == (5, 2) and x_hat.shape == (5, 6)  # forward returns the chosen restart
     leaky = mlp_autoencoder(6, 2, hidden_dims=[8], negative_slope=0.2)
     assert [m.negative_slope for m in leaky.encoder if isinstance(m, torch.nn.LeakyReLU)] == [0.2]
+
+
+def test_heldout_batches_hold_every_domain_in_proportion():
+    from mdcrl.data.datamodule import interleaved_order
+
+    domains = np.repeat([3, 0, 7, 1], [500, 500, 250, 750])  # stored domain by domain, unequal sizes
+    order = interleaved_order(domains).numpy()
+    assert sorted(order) == list(range(len(domains)))
+    for start in range(0, len(domains), 400):
+        counts = np.bincount(np.searchsorted([0, 1, 3, 7], domains[order][start : start + 400]), minlength=4)
+        assert np.all(np.abs(counts - np.array([500, 750, 500, 250]) * 400 / 2000) <= 1)
+
+
+def test_selection_score_is_that_of_the_whole_split_whatever_the_batch_size(compose):
+    """The held-out selection score takes its penalties over the whole split at once, so the
+    evaluation batch size does not change it (the loss terms themselves are per-batch means)."""
+    from mdcrl.builders import build_data, build_module
+    from mdcrl.evaluation import split_losses
+    from mdcrl.settings import RunSettings
+
+    settings = RunSettings.from_config(compose(["model.penalty_criterion.mmd=1.", "model.mmd_loss.fix_sigma=null"]))
+    data = build_data(settings)
+    module = build_module(settings, data)
+    valid = data.splits["valid"]
+    small, large = split_losses(module, valid, 64), split_losses(module, valid, 4096)
+    assert np.allclose(small["selection"], large["selection"], rtol=1e-5)
+    assert np.allclose(small["recon_mse"], large["recon_mse"], rtol=1e-5)
+    assert not np.allclose(small["mmd"], large["mmd"], rtol=1e-3)  # the batch-level penalty does change
