@@ -3,9 +3,11 @@
 # default, each the seed's first linear command (min-max, independent SCM) with a few overrides,
 # 5 seeds each; reports under docs/results/linear/studies/<name>/. They were run with the training
 # budget before docs/throughput.md, which experiment=full_budget restores.
-#   scripts/linear_studies.sh [long-budget] [reduction] [mmd] [frame]   (default: the first three)
+#   scripts/linear_studies.sh [long-budget] [reduction] [mmd] [frame] [floors]   (default: the first three)
 # frame: the free linear frame (model.autoencoder.frame=free) with the warm start, in the cells where the
 # default (orthonormal) frame's results come from scripts/reproduce_linear_grid.sh; today's defaults otherwise.
+# floors: shorter budgets for warm-started runs (docs/throughput.md, "Floors per init"), all 16 cells,
+# min-max, with the selection code of commit d13ecda (before the held-out selection change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=seed=1235,4256,49685,7383,9271
@@ -38,7 +40,16 @@ for study in "${STUDIES[@]}"; do
       python run_training.py "${CURRENT[@]}" model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null \
         model.autoencoder.frame=free datamodule.dataset.z_dim=16 datamodule.dataset.num_domains=8 'logger.wandb.tags=["mmd","free-frame"]' \
         "hydra.sweep.dir=$sweep" --multirun ;;
-    *) echo "unknown study $study (long-budget | reduction | mmd | frame)" >&2; exit 2 ;;
+    floors)
+      CURRENT=(); for arg in "${COMMON[@]}"; do [[ $arg == experiment=full_budget ]] || CURRENT+=("$arg"); done
+      GRID=(model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=0. datamodule.dataset.z_dim=8,16,32,64 datamodule.dataset.num_domains=2,4,8,16)
+      python run_training.py "${CURRENT[@]}" "${GRID[@]}" trainer.max_epochs=20 trainer.min_epochs=0 model.restart_selection_epochs=5 \
+        'logger.wandb.tags=["minmax","20-epochs"]' "hydra.sweep.dir=$sweep" --multirun
+      python run_training.py "${CURRENT[@]}" "${GRID[@]}" trainer.max_epochs=20 trainer.min_epochs=0 model.restart_selection_epochs=5 \
+        model.optimizer.lr=0.001 'logger.wandb.tags=["minmax","20-epochs-lr-0.001"]' "hydra.sweep.dir=$sweep" --multirun
+      python run_training.py "${CURRENT[@]}" "${GRID[@]}" trainer.min_epochs=30 model.restart_selection_epochs=30 \
+        'logger.wandb.tags=["minmax","floor-30"]' "hydra.sweep.dir=$sweep" --multirun ;;
+    *) echo "unknown study $study (long-budget | reduction | mmd | frame | floors)" >&2; exit 2 ;;
   esac
   python -m mdcrl.report "$sweep" --out "docs/results/linear/studies/$study" --columns tags \
     --metrics r2_zinv_from_hinv r2_zsp_from_hinv > /dev/null
