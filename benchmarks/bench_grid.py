@@ -68,7 +68,7 @@ def breakdown() -> float:
         "training": info["fit_time_s"],
         "evaluation": info["evaluate_time_s"],
     }
-    parts["writing and other"] = run_wall - sum(v for k, v in parts.items() if k != "start-up" and v is not None)
+    parts["other"] = run_wall - sum(v for k, v in parts.items() if k != "start-up" and v is not None)
     print(f"default run: {wall:.1f} s wall, {info['epochs']} epochs")
     for name, value in parts.items():
         print(f"  {name:20s} {'n/a (in other)' if value is None else f'{value:6.2f} s'}")
