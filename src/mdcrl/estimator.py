@@ -242,8 +242,9 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         ``stable``, the indices of z's stable columns (e.g. ``stable=[0, 2, 5]``), or
         ``z_dim_stable_true``, when z's first that many columns are the stable ones.
 
-        Expected cost on 2 CPU cores: the linear encoder on 10,000 x 16 samples takes about 10 s;
-        the MLP encoder (``encoder="mlp"``) several minutes on 12,000 x 6 samples. ``verbose=True``
+        Expected cost on an idle 2-core CPU with the packaged defaults, 12,000 x 6 samples: about
+        6-8 s with the linear encoder, about 23 s with the MLP encoder (``encoder="mlp"``;
+        benchmarks/bench_estimator.py); a busy machine takes several times longer. ``verbose=True``
         shows the progress bar.
         ``run_dir`` keeps the run directory (checkpoints, curves); by default a temporary one is
         used. A finished run in ``run_dir`` with the same settings and data is reused, not retrained.
