@@ -334,11 +334,11 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         x = self._standardized(X)
         _, codes, _, _ = check_arrays(x.numpy(), y, min_per_domain=1)
         ae = self.autoencoder_
-        h_all, x_hat_all, target = ae.forward_restarts(x)
-        h, x_hat = ae(x)
+        h_all, x_hat_all, target = ae.forward_restarts(x)  # one pass; the chosen copy's view of it below
+        h, x_hat = h_all[ae.chosen_position], x_hat_all[ae.chosen_position]
         out = {
-            "recon_mse": float((x_hat_all[ae.chosen_position] - target).square().mean()),
-            "recon_mse_features": float((x_hat - x).square().mean()),
+            "recon_mse": float((x_hat - target).square().mean()),
+            "recon_mse_features": float((ae.unprepare(x_hat) - x).square().mean()),
         }
         out.update(stability_diagnostics(h.numpy(), codes, self.settings_.model.z_dim_stable))
         if "warm_start" in self.metrics_:  # init="moment": the eigen-gap and whether training kept the warm start

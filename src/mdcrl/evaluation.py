@@ -102,9 +102,8 @@ def warm_start_report(module: MultiDomainAutoencoder, h_train: np.ndarray, x_tra
     WARM_START_KEPT_OVERLAP) or "left". ``h_train``, ``x_train``: the train split's latents and
     model inputs (model_inputs)."""
     estimate = module.warm_start
-    x = x_train
     h_s = h_train[:, : module.z_dim_stable].astype(np.float64)
-    effective, *_ = np.linalg.lstsq(x - x.mean(0), h_s - h_s.mean(0), rcond=None)
+    effective, *_ = np.linalg.lstsq(x_train - x_train.mean(0), h_s - h_s.mean(0), rcond=None)
     overlap = subspace_overlap(effective, estimate.stable)
     if module.warm_start_kept:
         verdict = "kept"

@@ -166,10 +166,11 @@ class Autoencoder(nn.Module):
         h = self.encoder(self.prepare(x))
         return h if h.dim() == 2 else h[self.chosen_position]
 
+    def unprepare(self, x_hat: torch.Tensor) -> torch.Tensor:
+        """A reconstruction of the model's view of x (prepare) in raw x's space."""
+        return x_hat if self.input_map is None else x_hat @ self.input_unmap + self.input_mean
+
     def forward(self, x: torch.Tensor):
         """(latents, reconstruction of x in the input space) for the chosen restart."""
         h, x_hat, _ = self.forward_restarts(x)
-        h, x_hat = h[self.chosen_position], x_hat[self.chosen_position]
-        if self.input_map is not None:
-            x_hat = x_hat @ self.input_unmap + self.input_mean
-        return h, x_hat
+        return h[self.chosen_position], self.unprepare(x_hat[self.chosen_position])
