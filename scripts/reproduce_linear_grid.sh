@@ -9,6 +9,7 @@
 #                                              (experiment=moment_baseline) on the min-max commands' data
 #   scripts/reproduce_linear_grid.sh --part random-init   the min-max commands with model.init=random
 #                                              (the paper's initialisation, beside the warm start)
+#   scripts/reproduce_linear_grid.sh --out DIR  write the report to DIR instead of docs/results/linear
 # Without --penalty/--part: every part, in the order minmax, closed-form, mmd, minmax-mmd, random-init;
 # with them, the parts named, in the order given.
 # Re-running resumes: finished runs are skipped, interrupted ones resume from their last checkpoint,
@@ -28,6 +29,7 @@ while [[ $# -gt 0 ]]; do
       EXTRA+=(datamodule.dataset.z_dim=8 datamodule.dataset.num_domains=2,4 seed=1235,4256 trainer.max_epochs=30 nonlinear_probe=false)
       shift ;;
     --penalty|--part) PENALTIES+=("$2"); shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
     *) break ;;
   esac
 done

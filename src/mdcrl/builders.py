@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from mdcrl.callbacks import RunClock
 from mdcrl.data import MultiDomainData, generate_mixing_data
 from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cache, save_balls_cache
-from mdcrl.data.encoded import load_encoded, rescale_to_range
+from mdcrl.data.encoded import load_encoded, rescale_to_range, standardize_encodings
+from mdcrl.data.mnist import build_mnist_data
 from mdcrl.data.tables import arrays_to_data, read_table, stable_first
 from mdcrl.errors import ConfigError, DataInputError
 from mdcrl.models.autoencoders import build_autoencoder, warm_start_linear
@@ -77,15 +78,21 @@ def stable_latents_first(source, z):
     return stable_first(np.asarray(z), indices, source.z_dim_invariant_true, setting, "datamodule.z_dim_invariant_true")
 
 
-def build_data(settings: RunSettings) -> MultiDomainData:
+def build_data(settings: RunSettings, run_dir=None) -> MultiDomainData:
+    """The run's data; ``run_dir``: where datamodule=mnist caches its data when datamodule.data_dir is null."""
     name, source = settings.data.name, OmegaConf.create(settings.data.source)
     if name == "mixing":
         return generate_mixing_data(source.dataset, settings.seed)
     if name in ("mixing_encoded", "balls_encoded"):
         data, _ = load_encoded(settings.run_path, expected_kind=name.removesuffix("_encoded"))
         return rescale_to_range(data, *source.rescale_range)
+    if name == "mnist_encoded":
+        data, _ = load_encoded(settings.run_path, expected_kind="mnist")
+        return standardize_encodings(data) if source.dataset.normalize else data
     if name == "md_balls":
         return build_balls_data(source, settings.seed)
+    if name == "mnist":
+        return build_mnist_data(source, settings.seed, run_dir)
     if name == "from_file":
         x, domains, z = read_table(source.path, source.domain_column, source.latent_columns)
         z, z_dim_stable_true = stable_latents_first(source, z)

@@ -33,6 +33,10 @@ class BallsDataError(MdcrlError, ValueError):
     """A balls dataset cache that is missing, corrupt or made with other settings."""
 
 
+class MnistDataError(MdcrlError, ValueError):
+    """A digit source (datamodule.dataset.path) or coloured-digits cache that is missing, malformed or corrupt."""
+
+
 class SavedModelError(MdcrlError, ValueError):
     """A saved estimator directory that is incomplete, corrupt or tampered with."""
 

@@ -10,9 +10,19 @@ from mdcrl.data import MultiDomainData
 from mdcrl.data.base import Split
 from mdcrl.data.datamodule import batch_loader, interleaved_order
 from mdcrl.identifiability import support_identifiable_for
-from mdcrl.metrics import HEADLINE, REFERENCE_NAMES, evaluate_latents, lstsq_fit, stability_diagnostics
+from mdcrl.metrics import (
+    HEADLINE,
+    REFERENCE_NAMES,
+    digit_colour_metrics,
+    evaluate_latents,
+    lstsq_fit,
+    stability_diagnostics,
+)
 from mdcrl.models.module import SELECTION_MAX_ROWS, MultiDomainAutoencoder
 from mdcrl.moment import subspace_overlap
+
+# Datasets whose true latents are [digit label, colour] (data/mnist.py), in stage 1 and stage 2.
+DIGIT_KINDS = ("mnist", "mnist_encoded")
 
 
 @torch.no_grad()
@@ -72,7 +82,7 @@ def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, h_tr
     found solution's, not the truth's (measured: it made the truth score worse than training did).
     ``h_train`` and ``x_train``: the train split's latents and model inputs (model_inputs)."""
     train, valid = data.splits["train"], data.splits["valid"]
-    if not train.z.shape[1] or train.x.ndim != 2:
+    if not train.z.shape[1] or train.x.ndim != 2 or data.metadata.get("kind") in DIGIT_KINDS:
         return {}
     d_true, d_s = data.z_dim_stable_true, module.z_dim_stable
     h_valid, x_valid = module.encode(valid.x), model_inputs(module, valid.x)
@@ -120,7 +130,9 @@ def evaluate(module: MultiDomainAutoencoder, data: MultiDomainData, batch_size: 
     if not (np.isfinite(h_train).all() and np.isfinite(h_test).all()):
         raise FloatingPointError("the trained encoder produces non-finite latents; see the run's csv/metrics.csv")
     metrics = {}
-    if train.z.shape[1]:  # ground truth known
+    if data.metadata.get("kind") in DIGIT_KINDS:  # z = [digit, colour]: class and colour probes
+        metrics = digit_colour_metrics(h_train, train.z, train.domain, h_test, test.z, test.domain, module.z_dim_stable)
+    elif train.z.shape[1]:  # ground truth known
         metrics = evaluate_latents(
             h_train,
             train.z,

@@ -101,7 +101,7 @@ def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData |
     L.seed_everything(settings.seed, workers=True, verbose=False)
     data_start = time.perf_counter()
     if data is None:
-        data = build_data(settings)  # before anything is written: a bad run_path or file leaves no trace
+        data = build_data(settings, run_dir)  # before anything is written: a bad run_path or file leaves no trace
     data_time_s = time.perf_counter() - data_start
     setup_start = time.perf_counter()
     z_dim, _ = model_dims(settings.model, data)
@@ -114,6 +114,8 @@ def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData |
     info = run_info(settings, previous, fingerprint)
     # The data's dimensions, also when the config does not hold them (stage 2 reads them from stage 1).
     info["data"] = {"z_dim": data.z_dim_true, "z_dim_stable": data.z_dim_stable_true, "num_domains": data.num_domains}
+    if "source" in data.metadata:  # which digits a coloured-digits run used (the embedded ones or a file, its sha256)
+        info["data"]["source"] = data.metadata["source"]
     info["data_time_s"] = data_time_s
     info["setup_time_s"] = time.perf_counter() - setup_start  # the model, warm start and run directory; + the Trainer below
     if previous.resume_from:

@@ -105,6 +105,7 @@ NUMBER_SETTINGS = [
     ("datamodule.dataset.n_balls_spurious", "int", None, False),
     ("datamodule.dataset.ball_size", "real", None, False),
     ("datamodule.dataset.image_size", "int", 8, False),
+    ("datamodule.dataset.augment_shift", "int", 0, False),
     ("datamodule.dataset.invariant_low", "pair", None, False),
     ("datamodule.dataset.invariant_high", "pair", None, False),
     ("datamodule.dataset.domain_box_size", "pair", None, False),
@@ -265,6 +266,40 @@ def validate_balls_dataset(dm, min_per_domain: int) -> None:
     )
 
 
+def validate_mnist_dataset(dm, min_per_domain: int) -> None:
+    """The coloured digits' settings (data/mnist.py); the digit source itself is checked when read."""
+    from mdcrl.data.mnist import CORNER, SPURIOUS_METHODS
+
+    p = "datamodule.dataset"
+    ds = dm.dataset
+    k = int(ds.num_domains)
+    _require(k >= 2, f"{p}.num_domains={k} must be >= 2: invariance is defined across domains.")
+    _require(
+        ds.spurious_method in SPURIOUS_METHODS,
+        f"{p}.spurious_method={ds.spurious_method!r} is unknown; choose one of {list(SPURIOUS_METHODS)}.",
+    )
+    _require(0.0 <= float(ds.corr_prob) <= 1.0, f"{p}.corr_prob={ds.corr_prob} must be a probability in [0, 1].")
+    _require(int(ds.augment_shift) >= 0, f"{p}.augment_shift={ds.augment_shift} must be >= 0 pixels.")
+    size = int(ds.image_size)
+    if "corner" in str(ds.spurious_method):
+        _require(
+            size >= 2 * CORNER,
+            f"{p}.image_size={size} must be >= {2 * CORNER} to hold a {CORNER}x{CORNER} colour patch in a corner.",
+        )
+    path = ds.get("path")
+    if path not in (None, ""):
+        _require(
+            Path(str(path)).expanduser().exists(),
+            f"{p}.path={path} does not exist; fix it, or set it to null for the embedded digits.",
+        )
+    if dm.load_dataset:
+        _require(
+            dm.get("data_dir") not in (None, ""),
+            "datamodule.load_dataset=True needs datamodule.data_dir=<the folder (or run directory) the data was saved in>.",
+        )
+    _require_samples_per_domain(ds.num_samples, k, min_per_domain)
+
+
 def validate_model(model) -> None:
     p = "model"
     criteria = dict(model.penalty_criterion)
@@ -392,12 +427,14 @@ def estimated_data_bytes(dm) -> int:
     files: their size is known only once read). Measured factors: generation works in float64 and
     keeps a float32 copy and torch views, about 3x the float64 arrays; polynomial mixing also holds
     the monomial features; images are uint8, plus float rendering of one chunk."""
-    if dm.name not in ("mixing", "md_balls"):
+    if dm.name not in ("mixing", "md_balls", "mnist"):
         return 0
     ds = dm.dataset
     n = sum(int(ds.num_samples[name]) for name in SPLITS)
     if dm.name == "md_balls":
         return 2 * n * 3 * int(ds.image_size) ** 2
+    if dm.name == "mnist":  # float32 grey and colour copies of a split while it is coloured, then uint8
+        return 4 * 4 * n * 3 * int(ds.image_size) ** 2
     z_dim, _, x_dim = mixing_dims(ds)
     width = z_dim + x_dim + (0 if ds.linear else num_monomials(z_dim, int(ds.polynomial_degree)))
     mixing = 2 * 8 * (z_dim if ds.linear else num_monomials(z_dim, int(ds.polynomial_degree))) * x_dim  # the map, float64
@@ -437,6 +474,8 @@ def validate_config(cfg) -> None:
         validate_mixing_dataset(cfg.datamodule.dataset, per_domain)
     if cfg.datamodule.name == "md_balls":
         validate_balls_dataset(cfg.datamodule, per_domain)
+    if cfg.datamodule.name == "mnist":
+        validate_mnist_dataset(cfg.datamodule, per_domain)
     if cfg.datamodule.name == "from_file":
         dm = cfg.datamodule
         _require(
@@ -458,8 +497,9 @@ def validate_config(cfg) -> None:
             raise ConfigError(
                 f"run_path={cfg.run_path} cannot be followed ({err.strerror or err}); pass a stage-1 run directory."
             ) from None
-        low, high = cfg.datamodule.rescale_range
-        _require(low < high, f"datamodule.rescale_range=[{low}, {high}] must have low < high.")
+        if "rescale_range" in cfg.datamodule:
+            low, high = cfg.datamodule.rescale_range
+            _require(low < high, f"datamodule.rescale_range=[{low}, {high}] must have low < high.")
     if cfg.get("check_memory", True):
         check_memory(
             estimated_data_bytes(cfg.datamodule), "generating the data", "datamodule.dataset.num_samples (or z_dim, x_dim)"

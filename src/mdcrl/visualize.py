@@ -35,7 +35,7 @@ def load_trained(run_dir: Path):
     if not checkpoints:
         raise SystemExit(f"{run_dir} has no checkpoint in checkpoints/")
     settings = RunSettings.from_config(cfg)
-    data = build_data(settings)
+    data = build_data(settings, run_dir)
     module = build_module(settings, data)
     load_weights(module, checkpoints[0])
     return cfg, data, module.eval()

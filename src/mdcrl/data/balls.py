@@ -9,16 +9,15 @@ composited over a white background in ball order. No SDL/pygame, no display.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from mdcrl.data.base import SPLITS, MultiDomainData, Split
+from mdcrl.data.image_cache import read_image_cache, save_image_cache
 from mdcrl.data.mixing import domain_labels
 from mdcrl.errors import BallsDataError
-from mdcrl.io import read_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -144,38 +143,12 @@ def generate_balls_data(ds, seed: int) -> MultiDomainData:
 def save_balls_cache(data: MultiDomainData, directory: Path, settings: dict) -> None:
     """Write the splits (npz, no pickles) and settings.json (with checksums, written last).
     Refuses to replace a cache made with other settings."""
-    directory = Path(directory)
-    existing = directory / "settings.json"
-    if existing.exists():
-        old = read_json(existing)
-        if {k: v for k, v in old.items() if k != "files"} != settings:
-            raise BallsDataError(
-                f"{directory} already holds a balls dataset made with other settings; nothing was overwritten. "
-                "Set datamodule.data_dir to another folder."
-            )
-        return  # the same dataset is already there
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, split in data.splits.items():
-        path = directory / f"{name}.npz"
-        np.savez(path, images=split.x, z=split.z, domain=split.domain)
-        files[name] = sha256_file(path)
-    (directory / "settings.json").write_text(json.dumps({**settings, "files": files}, indent=2))
+    save_image_cache(data.splits, directory, settings, "balls", BallsDataError)
 
 
 def load_balls_cache(directory: Path, settings: dict) -> MultiDomainData:
-    directory = Path(directory)
-    meta_path = directory / "settings.json"
-    if not meta_path.exists():
-        raise BallsDataError(
-            f"datamodule.load_dataset=True but {directory} holds no cached balls dataset (no settings.json); "
-            "generate one with datamodule.save_dataset=True datamodule.load_dataset=False."
-        )
-    try:
-        saved = read_json(meta_path)
-    except (OSError, ValueError) as err:
-        raise BallsDataError(f"{meta_path} is corrupt ({err}); delete {directory} and regenerate.") from err
-    files = saved.pop("files", {})
+    """The cached splits; refused unless they were made with exactly ``settings``."""
+    saved, splits = read_image_cache(directory, "balls", BallsDataError)
     if saved != settings:
         differing = sorted(
             k for k in set(saved["dataset"]) | set(settings["dataset"]) if saved["dataset"].get(k) != settings["dataset"].get(k)
@@ -186,12 +159,5 @@ def load_balls_cache(directory: Path, settings: dict) -> MultiDomainData:
             f"the cached balls dataset in {directory} was made with other settings ({differing}); "
             "use datamodule.load_dataset=False to generate this one, or another datamodule.data_dir."
         )
-    splits = {}
-    for name in SPLITS:
-        path = directory / f"{name}.npz"
-        if not path.exists() or sha256_file(path) != files.get(name):
-            raise BallsDataError(f"{path} is missing or corrupt (checksum mismatch); delete {directory} and regenerate.")
-        with np.load(path, allow_pickle=False) as f:
-            splits[name] = Split(f["images"], f["z"], f["domain"])
     k = int(settings["dataset"]["num_domains"])
     return MultiDomainData(splits, k, 2 * int(settings["dataset"]["n_balls_invariant"]), {"kind": "balls"})

@@ -112,9 +112,20 @@ class MultiDomainDataModule(L.LightningDataModule):
     def steps_per_epoch(self) -> int:
         return -(-len(self.data.splits["train"]) // self.batch_size)
 
+    def batches_per_item(self) -> int:
+        """Minibatches per training item: for flat data the whole epoch, or, with a fractional
+        trainer.val_check_interval, that fraction of it, so that Lightning validates (and checkpoints
+        the best) as often within an epoch as asked; the batches themselves are the same."""
+        if self.data.splits["train"].x.ndim != 2:
+            return 1
+        interval = getattr(self.trainer, "val_check_interval", 1.0) if self.trainer is not None else 1.0
+        if isinstance(interval, float) and 0 < interval < 1:
+            return max(1, round(self.steps_per_epoch * interval))
+        return self.steps_per_epoch
+
     def train_dataloader(self):
         train = self.data.splits["train"]
-        chunk = self.batch_size * (self.steps_per_epoch if train.x.ndim == 2 else 1)
+        chunk = self.batch_size * self.batches_per_item()
         loader = batch_loader(train, chunk, shuffle=True, seed=self.seed)
         if self.trainer is not None:
             # A resumed run's first iterator is made before Lightning's set_epoch: start it at the

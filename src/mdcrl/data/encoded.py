@@ -163,6 +163,16 @@ def rescale_to_range(data: MultiDomainData, low: float, high: float) -> MultiDom
     return MultiDomainData(splits, data.num_domains, data.z_dim_stable_true, data.metadata)
 
 
+def standardize_encodings(data: MultiDomainData) -> MultiDomainData:
+    """Each z_hat coordinate to mean 0 and std 1 on the train split (valid and test with the train
+    split's statistics); a constant coordinate is only centred."""
+    train = data.splits["train"].x
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    splits = {name: Split(((s.x - mean) / std).astype(np.float32), s.z, s.domain) for name, s in data.splits.items()}
+    return MultiDomainData(splits, data.num_domains, data.z_dim_stable_true, data.metadata)
+
+
 def _run_status(run_path: Path) -> str:
     try:
         return read_json(run_path / "run.json").get("status", "unknown")

@@ -122,14 +122,18 @@ def mlp_autoencoder(
     batch_norm: bool = False,
     restarts: int = 1,
     activation: str = "leaky_relu",
+    image_size: int | None = None,
 ) -> Autoencoder:
-    """MLP encoder and mirrored MLP decoder."""
+    """MLP encoder and mirrored MLP decoder. On images (x_dim channels of side image_size) the
+    encoder flattens its input and the decoder reshapes its output back into images."""
     hidden = list(hidden_dims)
-    return Autoencoder(
-        mlp([x_dim, *hidden, z_dim], negative_slope, batch_norm, restarts, activation),
-        mlp([z_dim, *hidden[::-1], x_dim], negative_slope, batch_norm, restarts, activation),
-        restarts,
-    )
+    features = x_dim * image_size**2 if image_size else x_dim
+    encoder = mlp([features, *hidden, z_dim], negative_slope, batch_norm, restarts, activation)
+    decoder = mlp([z_dim, *hidden[::-1], features], negative_slope, batch_norm, restarts, activation)
+    if image_size:
+        encoder = nn.Sequential(nn.Flatten(start_dim=-3), encoder)
+        decoder = nn.Sequential(decoder, nn.Unflatten(-1, (x_dim, image_size, image_size)))
+    return Autoencoder(encoder, decoder, restarts)
 
 
 AUTOENCODERS = {
@@ -150,4 +154,8 @@ def build_autoencoder(ae_cfg, x_dim, z_dim: int, restarts: int = 1, image_size: 
         if restarts != 1:
             raise ValueError("the ResNet-18 autoencoder trains one restart at a time: set model.restarts=1")
         return AUTOENCODERS[name](x_dim, z_dim, **options, **({"image_size": image_size} if image_size else {}))
+    if image_size:
+        if name != "mlp":
+            raise ValueError(f"model.autoencoder.name={name!r} takes flat inputs; for images choose resnet18 or mlp")
+        options["image_size"] = image_size
     return AUTOENCODERS[name](x_dim, z_dim, restarts=restarts, **options)

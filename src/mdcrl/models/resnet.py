@@ -1,5 +1,5 @@
-"""ResNet-18 image autoencoder for the balls images (square RGB in [-1, 1], side a power of two >= 8;
-64 in the seed's setting).
+"""ResNet-18 image autoencoder for square RGB images in [-1, 1] (balls: 64 in the seed's setting;
+coloured digits: 28; see TransposedConvDecoder for the sides it takes).
 
 Our own ResNet-18 (BasicBlock, [2, 2, 2, 2]): torchvision's build does not import beside the
 pinned torch here. ``base_width`` scales every layer (64 = the standard ResNet-18).
@@ -60,18 +60,23 @@ class ResNet18Encoder(nn.Module):
 
 
 class TransposedConvDecoder(nn.Module):
-    """z -> (4 * base_width, 4, 4) -> log2(image_size / 4) stride-2 transposed convolutions, halving
-    the channels each time -> (3, image_size, image_size) in [-1, 1]. At 64 that is the four
-    upsamplings 4w, 2w, w, w/2."""
+    """z -> (4 * base_width, s, s) -> u stride-2 transposed convolutions, halving the channels each
+    time -> (3, image_size, image_size) in [-1, 1], where image_size = s * 2^u with s in 4..7 and
+    u >= 1. At 64 that is s = 4 and the four upsamplings 4w, 2w, w, w/2; at 28 (digits) s = 7, u = 2."""
 
     def __init__(self, z_dim: int, base_width: int = 64, out_channels: int = 3, image_size: int = 64):
         super().__init__()
-        upsamplings = int(image_size).bit_length() - 3  # 8 -> 1, 16 -> 2, 32 -> 3, 64 -> 4
-        if image_size < 8 or 4 << upsamplings != image_size:
-            raise ValueError(f"datamodule.dataset.image_size={image_size}: the decoder needs a power of two >= 8 (e.g. 32 or 64)")
+        side, upsamplings = int(image_size), 0
+        while side > 7 and side % 2 == 0:
+            side, upsamplings = side // 2, upsamplings + 1
+        if upsamplings < 1 or not 4 <= side <= 7:
+            raise ValueError(
+                f"datamodule.dataset.image_size={image_size}: the decoder needs a side of s * 2^u with s in 4..7 "
+                "and u >= 1 (e.g. 28, 32 or 64)"
+            )
         w = base_width
-        self.start = 4 * w
-        self.fc = nn.Sequential(nn.Linear(z_dim, self.start * 16), nn.LeakyReLU(0.01))
+        self.start, self.side = 4 * w, side
+        self.fc = nn.Sequential(nn.Linear(z_dim, self.start * side * side), nn.LeakyReLU(0.01))
         layers, channels = [], [max(4 * w >> i, 1) for i in range(upsamplings)]
         for a, b in zip(channels[:-1], channels[1:]):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.01)]
@@ -79,7 +84,7 @@ class TransposedConvDecoder(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z):
-        return self.body(self.fc(z).view(len(z), self.start, 4, 4))
+        return self.body(self.fc(z).view(len(z), self.start, self.side, self.side))
 
 
 def resnet18_autoencoder(x_dim: int, z_dim: int, base_width: int = 64, head_dim: int = 512, image_size: int = 64) -> Autoencoder:
