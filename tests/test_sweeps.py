@@ -170,3 +170,12 @@ def test_report_places_stage2_runs_by_their_recorded_data_and_counts_each_stage1
     row = result["table"].iloc[0]
     assert (row["z_dim"], row["num_domains"], row["count"]) == (14, 16, 2) and row["mean"] == pytest.approx(0.85)
     assert result["problems"] == []
+
+
+def test_run_id_does_not_depend_on_how_an_override_was_quoted():
+    from mdcrl.resolvers import run_id
+
+    typed = 'datamodule.dataset.z_dim=8,logger.wandb.tags=["linear-uniform","minmax"],seed=1235'
+    shell_stripped = "datamodule.dataset.z_dim=8,logger.wandb.tags=[linear-uniform,minmax],seed=1235"
+    assert run_id(typed) == run_id(shell_stripped)
+    assert run_id(shell_stripped) != run_id(shell_stripped.replace("seed=1235", "seed=4256"))

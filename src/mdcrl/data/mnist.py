@@ -175,18 +175,15 @@ def shift_images(grey: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray
 
 def draw_split(rng: np.random.Generator, base: np.ndarray, n: int, max_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indices into the base, dy, dx) of n images: every base image once (shuffled), then, if more
-    are needed, random base images again with a shift of 1..max_shift pixels in some direction."""
+    are needed, random base images again with a shift of 1..max_shift pixels in some direction
+    (max_shift 0: unshifted repeats, which still get their own domain and colour)."""
     first = rng.permutation(base)[: min(n, len(base))]
     extra = n - len(first)
-    if extra > 0 and max_shift < 1:
-        raise MnistDataError(
-            f"datamodule.dataset.num_samples asks for {n} images from {len(base)} base digits, and "
-            "datamodule.dataset.augment_shift=0 allows no shifted copies; lower num_samples or set augment_shift >= 1."
-        )
     again = rng.choice(base, size=extra)
-    shifts = rng.integers(-max_shift, max_shift + 1, size=(extra, 2)) if extra > 0 else np.zeros((0, 2), dtype=np.int64)
-    still = (shifts == 0).all(axis=1)  # a copy moves by at least one pixel
-    shifts[still, 0] = rng.choice([-1, 1], size=int(still.sum()))
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(extra, 2))
+    if max_shift >= 1:  # a shifted copy moves by at least one pixel
+        still = (shifts == 0).all(axis=1)
+        shifts[still, 0] = rng.choice([-1, 1], size=int(still.sum()))
     dy = np.concatenate([np.zeros(len(first), dtype=np.int64), shifts[:, 0]])
     dx = np.concatenate([np.zeros(len(first), dtype=np.int64), shifts[:, 1]])
     return np.concatenate([first, again]), dy, dx
@@ -262,11 +259,10 @@ def generate_mnist_data(ds, seed: int) -> MultiDomainData:
     bases = base_split(rng, len(images))
     splits = {}
     for name in SPLITS:
-        n = int(ds.num_samples[name])
-        index, dy, dx = draw_split(rng, bases[name], n, int(ds.augment_shift))
+        domain = domain_labels(int(ds.num_samples[name]), k)  # equal domains: n % k leftover images are dropped
+        index, dy, dx = draw_split(rng, bases[name], len(domain), int(ds.augment_shift))
         grey = shift_images(grey_all[index], dy, dx)
         digits = labels[index]
-        domain = domain_labels(n, k)
         colours = sample_colours(rng, domain, digits, ranges, bool(ds.correlated_z), float(ds.corr_prob))
         x = colourise(grey, colours, str(ds.spurious_method), rng)
         z = np.concatenate([digits[:, None], colours], axis=1).astype(np.float32)
