@@ -15,20 +15,9 @@ cd "$(dirname "$0")/.."
 SWEEP=multirun/balls-cpu
 OUT=docs/results/balls
 SEEDS=(1235 4256 49685)
-PARTS=()
-CASES=()
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --part) PARTS+=("$2"); shift 2 ;;
-    --case) CASES+=("$2"); shift 2 ;;
-    *) break ;;
-  esac
-done
-[[ ${#PARTS[@]} -gt 0 ]] || PARTS=(stage1 stage2 report)
-[[ ${#CASES[@]} -gt 0 ]] || CASES=(k16-independent k16-dynamic k4-independent k2-independent)
-wanted() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
-join() { local IFS=,; echo "$*"; }
-QUIET=(trainer.enable_progress_bar=false print_metrics=false "$@")
+source scripts/two_stage_cases.sh
+parse_args "$@"
+QUIET=(trainer.enable_progress_bar=false print_metrics=false "${REST[@]}")
 start=$(date +%s)
 
 case_overrides() {  # the data settings of a case
@@ -40,20 +29,10 @@ case_overrides() {  # the data settings of a case
     *) echo "error: unknown --case $1; choose k16-independent, k16-dynamic, k4-independent or k2-independent" >&2; exit 2 ;;
   esac
 }
-for c in "${CASES[@]}"; do case_overrides "$c" > /dev/null; done  # an unknown --case stops here, before any run
-stage1_paths() {  # the stage-1 run directories of a case, comma-separated (stage 2's run_path sweep)
-  local paths=() seed
-  for seed in "${SEEDS[@]}"; do paths+=("$SWEEP/stage1/$1-seed$seed"); done
-  join "${paths[@]}"
-}
+defaults stage1 stage2 report -- k16-independent k16-dynamic k4-independent k2-independent
 
 if wanted stage1; then
-  for c in "${CASES[@]}"; do
-    # shellcheck disable=SC2046  # the case's overrides are separate words
-    python run_training.py experiment=balls_cpu_stage1 $(case_overrides "$c") seed="$(join "${SEEDS[@]}")" \
-      "logger.wandb.tags=[balls-$c,stage1]" "hydra.sweep.dir=$SWEEP/stage1" "hydra.sweep.subdir=$c-seed\${seed}" \
-      "${QUIET[@]}" --multirun
-  done
+  run_stage1 balls_cpu_stage1 balls
 fi
 if wanted stage2; then
   for c in "${CASES[@]}"; do

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The coloured-digits runs of docs/results/mnist/README.md at the CPU setting (experiment=mnist_cpu_stage1
 # and mnist_cpu_stage2, the embedded scikit-learn digits), 3 seeds:
-#   scripts/mnist_cpu.sh [--part stage1|stage2|report]... [--case C]... [hydra overrides...]
+#   scripts/mnist_cpu.sh [--part stage1|stage2|stage2-sigma-null|report]... [--case C]... [hydra overrides...]
+#     stage2-sigma-null: min-max + MMD stage 2 with model.mmd_loss.fix_sigma=null (the MMD bandwidth
+#                        from the batch's mean distance, as the seed's linear MMD commands set it),
+#                        beside the preset's fixed bandwidth 1 (not in the default parts)
 #     cases: digits-independent, digits-dynamic (corr_prob 0.8), background-independent,
 #            background-dynamic; default: all four, in that order
 # Stage 1 runs in multirun/mnist-cpu/stage1/<case>-seed<seed>; stage 2 builds run_path from the same
@@ -13,62 +16,61 @@ cd "$(dirname "$0")/.."
 SWEEP=multirun/mnist-cpu
 OUT=docs/results/mnist
 SEEDS=(1235 4256 49685)
-PARTS=()
-CASES=()
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --part) PARTS+=("$2"); shift 2 ;;
-    --case) CASES+=("$2"); shift 2 ;;
-    *) break ;;
-  esac
-done
-[[ ${#PARTS[@]} -gt 0 ]] || PARTS=(stage1 stage2 report)
-[[ ${#CASES[@]} -gt 0 ]] || CASES=(digits-independent digits-dynamic background-independent background-dynamic)
-wanted() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }
-join() { local IFS=,; echo "$*"; }
-QUIET=(trainer.enable_progress_bar=false print_metrics=false "$@")
+source scripts/two_stage_cases.sh
+parse_args "$@"
+QUIET=(trainer.enable_progress_bar=false print_metrics=false "${REST[@]}")
 start=$(date +%s)
 
 case_overrides() {  # the data settings of a case
+  local dynamic="datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.8"
   case "$1" in
     digits-independent) echo "datamodule.dataset.spurious_method=digits" ;;
-    digits-dynamic) echo "datamodule.dataset.spurious_method=digits datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.8" ;;
+    digits-dynamic) echo "datamodule.dataset.spurious_method=digits $dynamic" ;;
     background-independent) echo "datamodule.dataset.spurious_method=background" ;;
-    background-dynamic) echo "datamodule.dataset.spurious_method=background datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.8" ;;
+    background-dynamic) echo "datamodule.dataset.spurious_method=background $dynamic" ;;
     *) echo "error: unknown --case $1; choose digits-independent, digits-dynamic, background-independent or background-dynamic" >&2; exit 2 ;;
   esac
 }
-for c in "${CASES[@]}"; do case_overrides "$c" > /dev/null; done  # an unknown --case stops here, before any run
-stage1_paths() {  # the stage-1 run directories of a case, comma-separated (stage 2's run_path sweep)
-  local paths=() seed
-  for seed in "${SEEDS[@]}"; do paths+=("$SWEEP/stage1/$1-seed$seed"); done
-  join "${paths[@]}"
-}
+defaults stage1 stage2 report -- digits-independent digits-dynamic background-independent background-dynamic
 
-if wanted stage1; then
+stage2() {  # stage2 TAG [overrides...]: stage 2 on every stage-1 run of every case
+  local tag=$1 c
+  shift
   for c in "${CASES[@]}"; do
-    # shellcheck disable=SC2046  # the case's overrides are separate words
-    python run_training.py experiment=mnist_cpu_stage1 $(case_overrides "$c") seed="$(join "${SEEDS[@]}")" \
-      "logger.wandb.tags=[mnist-$c,stage1]" "hydra.sweep.dir=$SWEEP/stage1" "hydra.sweep.subdir=$c-seed\${seed}" \
-      "${QUIET[@]}" --multirun
+    python run_training.py experiment=mnist_cpu_stage2 run_path="$(stage1_paths "$c")" seed=1235 "$@" \
+      "logger.wandb.tags=[mnist-$c,stage2-$tag]" "hydra.sweep.dir=$SWEEP/stage2" "${QUIET[@]}" --multirun
   done
+}
+if wanted stage1; then
+  run_stage1 mnist_cpu_stage1 mnist
 fi
 if wanted stage2; then
-  for c in "${CASES[@]}"; do
-    for tag in minmax-mmd none; do
-      weight="$([[ $tag == none ]] && echo 0. || echo 1.)"
-      python run_training.py experiment=mnist_cpu_stage2 run_path="$(stage1_paths "$c")" seed=1235 \
-        model.penalty_criterion.minmax="$weight" model.penalty_criterion.mmd="$weight" \
-        "logger.wandb.tags=[mnist-$c,stage2-$tag]" "hydra.sweep.dir=$SWEEP/stage2" "${QUIET[@]}" --multirun
-    done
-  done
+  stage2 minmax-mmd model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1.
+  stage2 none model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=0.
+fi
+if wanted stage2-sigma-null; then
+  stage2 minmax-mmd-sigma-null model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null
 fi
 echo "runs: $(( $(date +%s) - start )) s" >&2
 if wanted report; then
   python -m mdcrl.report "$SWEEP" --out "$OUT" --columns tags --no-plots \
     --metrics digit_acc_from_h digit_acc_from_hinv digit_acc_from_hsp color_r2_from_h color_r2_from_hinv color_r2_from_hsp \
     domain_acc_hinv recon_mse > /dev/null
-  # The picture: seed 1235 of the first case, stage 1's coloured inputs per domain and their reconstructions.
+  # The pictures, seed 1235 of the first case: stage 1's coloured inputs per domain and their
+  # reconstructions; stage 2's h_S and h_U with and without the penalties.
   mdcrl-balls-grid "$SWEEP/stage1/digits-independent-seed1235" --out "$OUT/digits_grid.png" > /dev/null
+  python - "$SWEEP" "$OUT" <<'PY'
+import subprocess, sys
+from pathlib import Path
+from omegaconf import OmegaConf
+sweep, out = Path(sys.argv[1]), Path(sys.argv[2])
+runs = {}
+for run in sorted((sweep / "stage2").glob("run-*")):
+    cfg = OmegaConf.load(run / "config.yaml")
+    if cfg.run_path.endswith("digits-independent-seed1235") and (run / "metrics.json").exists():
+        runs[list(cfg.logger.wandb.tags)[-1]] = str(run)
+chosen = [runs[t] for t in ("stage2-minmax-mmd", "stage2-none", "stage2-minmax-mmd-sigma-null") if t in runs]
+subprocess.run([sys.executable, "scripts/mnist_latents.py", *chosen, "--out", str(out / "latents.png")], check=True, stdout=subprocess.DEVNULL)
+PY
   echo "report: $OUT/report.md" >&2
 fi
