@@ -265,6 +265,7 @@ def test_the_three_commands_run_on_cpu_from_data_to_stage_two(tmp_path):
     second_cfg = OmegaConf.load(tmp_path / "s1" / "config.yaml")
     assert second_cfg.datamodule.dataset.corr_prob == 0.0  # as given; the data is the first run's (corr_prob 0.8)
     (run_dir,) = [p for p in (tmp_path / "s2").iterdir() if p.is_dir()]
+    assert json.loads((run_dir / "run.json").read_text())["data"]["source"]["name"] == "sklearn-digits"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("digit_acc_from_hinv", "digit_acc_from_hsp", "color_r2_from_hinv", "color_r2_from_hsp", "domain_acc_hinv"):
         assert math.isfinite(metrics[key]), key

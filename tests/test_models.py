@@ -142,3 +142,28 @@ def test_selection_score_is_that_of_the_whole_split_whatever_the_batch_size(comp
     assert np.allclose(small["selection"], large["selection"], rtol=1e-5)
     assert np.allclose(small["recon_mse"], large["recon_mse"], rtol=1e-5)
     assert not np.allclose(small["mmd"], large["mmd"], rtol=1e-3)  # the batch-level penalty does change
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_penalty_standardize_makes_the_training_penalty_blind_to_the_scale_of_h_s(compose, standardize):
+    """model.penalty_standardize=true: min-max (and stddev) see h_S standardised per coordinate, so
+    shrinking h_S cannot lower them; by default (the paper's objective) they scale with h_S."""
+    import torch
+
+    from mdcrl.builders import build_data, build_module
+    from mdcrl.settings import RunSettings
+
+    settings = RunSettings.from_config(
+        compose([f"model.penalty_standardize={str(standardize).lower()}", "model.penalty_criterion.stddev=1."])
+    )
+    assert settings.penalties.standardize is standardize
+    module = build_module(settings, build_data(settings))
+    h_s = torch.randn(1, 400, 3) + torch.linspace(0, 1, 400)[None, :, None]
+    domains = torch.arange(400) % 4
+    terms = module.scale_free_terms if standardize else module.penalty_terms
+    small, large = terms(0.1 * h_s, domains), terms(h_s, domains)
+    for name in ("minmax", "stddev"):
+        if standardize:
+            assert torch.allclose(small[name], large[name], rtol=1e-4)
+        elif name == "minmax":
+            assert float(small[name]) < 0.05 * float(large[name])

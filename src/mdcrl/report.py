@@ -14,6 +14,7 @@ Finds every run directory (one holding config.yaml) under the given paths and wr
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -155,15 +156,29 @@ def describe(run: Run, columns: str) -> dict:
     return row
 
 
+@functools.cache
+def packaged_defaults() -> dict:
+    """The packaged default config, flattened: a run made before a setting existed lacks its key and
+    ran with its default (e.g. trainer.val_check_interval, model.penalty_standardize), so beside runs
+    that record the default it is not a mixed cell."""
+    from omegaconf import OmegaConf
+
+    from mdcrl.settings import compose_train_config
+
+    return _flatten(OmegaConf.to_container(compose_train_config([]), resolve=False))
+
+
 def cell_problems(cell_runs: list[Run]) -> list[str]:
     """Settings (other than per-run ones) or code versions that differ inside one cell."""
     problems = []
     flats = [_flatten(r.config) for r in cell_runs]
     keys = set().union(*flats)
+    defaults = packaged_defaults()
     differing = sorted(
         k
         for k in keys
-        if not any(k == p or k.startswith(p + ".") for p in PER_RUN_KEYS) and len({json.dumps(f.get(k)) for f in flats}) > 1
+        if not any(k == p or k.startswith(p + ".") for p in PER_RUN_KEYS)
+        and len({json.dumps(f.get(k, defaults.get(k))) for f in flats}) > 1
     )
     if differing:
         problems.append(f"mixed settings {differing}")

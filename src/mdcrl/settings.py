@@ -58,6 +58,7 @@ class PenaltySettings:
     stddev_eps: float
     hinge_weight: float
     hinge: HingeSettings
+    standardize: bool = False  # min-max and stddev on h_S standardised per coordinate over the batch (module.scale_free_terms)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class RunSettings:
             stddev_eps=float(m["stddev_loss"]["stddev_eps"]),
             hinge_weight=float(m["hinge_loss_weight"]),
             hinge=HingeSettings(**m["hinge_loss"]),
+            standardize=bool(m.get("penalty_standardize", False)),
         )
         optim = OptimSettings(
             lr=float(m["optimizer"]["lr"]),
@@ -194,6 +196,7 @@ class RunSettings:
             "stddev_loss": {"stddev_eps": p.stddev_eps},
             "hinge_loss_weight": p.hinge_weight,
             "hinge_loss": asdict(p.hinge),
+            "penalty_standardize": p.standardize,
             "optimizer": {"lr": o.lr, "weight_decay": o.weight_decay},
             "scheduler": dict(o.scheduler),
             "save_encoded_data": m.save_encoded_data,

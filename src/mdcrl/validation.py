@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 MODEL_KEYS = {
     "z_dim", "z_dim_invariant", "z_dim_invariant_fraction", "restarts", "restart_selection_epochs", "whiten", "init",
     "penalty_weight", "penalty_reduction", "penalty_criterion", "minmax_loss", "mmd_loss", "stddev_loss",
-    "hinge_loss_weight", "hinge_loss", "optimizer", "scheduler", "save_encoded_data", "autoencoder",
+    "hinge_loss_weight", "hinge_loss", "optimizer", "scheduler", "save_encoded_data", "autoencoder", "penalty_standardize",
 }  # fmt: skip
 TOP_KEYS = {
     "datamodule", "model", "trainer", "callbacks", "logger", "seed", "run_path", "ckpt_path", "print_metrics",

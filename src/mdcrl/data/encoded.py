@@ -51,6 +51,8 @@ def save_encoded(run_dir: Path, encodings: dict[str, np.ndarray], data: MultiDom
         "splits": files,
         "dataset": dataset_config,
     }
+    if "source" in data.metadata:  # coloured digits: which grey digits stage 1 was made from
+        metadata["source"] = data.metadata["source"]
     write_json_atomic(out / "metadata.json", metadata)
     return out
 
@@ -124,9 +126,8 @@ def load_encoded(run_path: str | Path, expected_kind: str) -> tuple[MultiDomainD
         if domain.size and (domain.min() < 0 or domain.max() >= metadata["num_domains"]):
             raise EncodedDataError(f"{path} has domain labels outside 0..{metadata['num_domains'] - 1}; rerun stage 1.")
         splits[name] = Split(z_hat, arrays["z"], domain.astype(np.int64))
-    data = MultiDomainData(
-        splits, int(metadata["num_domains"]), int(metadata["z_dim_invariant_true"]), {"kind": expected_kind + "_encoded"}
-    )
+    info = {"kind": expected_kind + "_encoded", **({"source": metadata["source"]} if "source" in metadata else {})}
+    data = MultiDomainData(splits, int(metadata["num_domains"]), int(metadata["z_dim_invariant_true"]), info)
     return data, metadata
 
 

@@ -44,6 +44,9 @@ from mdcrl.settings import OptimSettings, PenaltySettings
 # (the first rows of the held-out order, which spreads every domain evenly: datamodule.interleaved_order).
 # With 4 restarts the MMD kernel of 2048 rows is 64 MB.
 SELECTION_MAX_ROWS = 2048
+# The penalties that scale with h_S and that the selection score (and, with model.penalty_standardize,
+# training) takes on h_S standardised per coordinate.
+SCALE_FREE_PENALTIES = ("minmax", "stddev")
 
 
 class MultiDomainAutoencoder(L.LightningModule):
@@ -89,6 +92,19 @@ class MultiDomainAutoencoder(L.LightningModule):
             terms["hinge"] = penalty_fns.hinge_loss(h_s, domains, k, reduction=p.reduction, **asdict(p.hinge))
         return terms
 
+    def scale_free_terms(self, h_s: torch.Tensor, domains: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
+        """penalty_terms with h_s standardised per coordinate over its rows for the penalties in
+        SCALE_FREE_PENALTIES, so that shrinking (or saturating) h_S cannot lower them; MMD (whose
+        mean-distance bandwidth is already scale-free) and the hinge (a threshold on the std itself)
+        take h_s as it is. The selection score always uses it; training with model.penalty_standardize."""
+        keep = [n for n in ("mmd", "hinge") if names is None or n in names]
+        free = [n for n in SCALE_FREE_PENALTIES if names is None or n in names]
+        terms = self.penalty_terms(h_s, domains, names=keep)
+        if any(self.penalties.weights.get(n, 0) > 0 for n in free):
+            standardised = h_s / h_s.std(dim=-2, keepdim=True).clamp_min(1e-12)
+            terms.update(self.penalty_terms(standardised, domains, names=free))
+        return terms
+
     def _check_bandwidth(self, h_s):
         if self._warned_bandwidth:
             return
@@ -107,7 +123,8 @@ class MultiDomainAutoencoder(L.LightningModule):
         """(sum over restarts of the loss, every term per restart (R,), latents (R, B, z))."""
         h, x_hat, target = self.autoencoder.forward_restarts(x)
         recon = (x_hat - target).square().flatten(1).mean(1)
-        terms = self.penalty_terms(h[..., : self.z_dim_stable], domains)
+        h_s = h[..., : self.z_dim_stable]
+        terms = (self.scale_free_terms if self.penalties.standardize else self.penalty_terms)(h_s, domains)
         weights = self.penalties.weights
         penalty = sum((weights[n] * v for n, v in terms.items() if n != "hinge"), torch.zeros_like(recon))
         loss = recon + self.penalties.scale * penalty
@@ -167,10 +184,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         the weighted penalties of its stable latents h_s (R, N, d_S) with their domains (N,), all
         rows at once (see the module docstring); callers pass at most SELECTION_MAX_ROWS rows."""
         score = recon_mse
-        terms = self.penalty_terms(h_s, domains, names=("mmd",))
-        if any(self.penalties.weights.get(n, 0) > 0 for n in ("minmax", "stddev")):
-            standardised = h_s / h_s.std(dim=-2, keepdim=True).clamp_min(1e-12)
-            terms.update(self.penalty_terms(standardised, domains, names=("minmax", "stddev")))
+        terms = self.scale_free_terms(h_s, domains, names=("mmd", *SCALE_FREE_PENALTIES))
         for name, value in terms.items():
             score = score + self.penalties.scale * self.penalties.weights[name] * value
         return score
