@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mdcrl.data.base import SPLITS, MultiDomainData, Split
-from mdcrl.data.image_cache import read_image_cache, save_image_cache
+from mdcrl.data.image_cache import cache_settings, read_image_cache, save_image_cache
 from mdcrl.data.mixing import domain_labels
 from mdcrl.errors import BallsDataError
 
@@ -119,11 +119,7 @@ def sample_ball_latents(rng: np.random.Generator, domain: np.ndarray, ds, boxes:
 
 
 def balls_settings(ds, seed: int) -> dict:
-    """Everything that determines the generated images (the cache key)."""
-    from omegaconf import OmegaConf
-
-    plain = OmegaConf.to_container(ds, resolve=True) if not isinstance(ds, dict) else dict(ds)
-    return {"format": CACHE_FORMAT, "seed": int(seed), "dataset": plain}
+    return cache_settings(CACHE_FORMAT, ds, seed)
 
 
 def generate_balls_data(ds, seed: int) -> MultiDomainData:

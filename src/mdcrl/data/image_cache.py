@@ -14,6 +14,15 @@ from mdcrl.io import read_json, sha256_file
 SETTINGS_FILE = "settings.json"
 
 
+def cache_settings(cache_format: str, ds, seed: int) -> dict:
+    """Everything that determines a generated image dataset (its cache's record): the format, the
+    seed and the dataset settings, resolved."""
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(ds, resolve=True) if not isinstance(ds, dict) else dict(ds)
+    return {"format": cache_format, "seed": int(seed), "dataset": plain}
+
+
 def save_image_cache(splits: dict[str, Split], directory: Path, settings: dict, what: str, error: type) -> None:
     """Write the splits and their settings. Refuses (``error``) to replace a cache made with other
     settings; the same settings already there: nothing to do."""

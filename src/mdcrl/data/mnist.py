@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mdcrl.data.base import SPLITS, MultiDomainData, Split
-from mdcrl.data.image_cache import read_image_cache, save_image_cache
+from mdcrl.data.image_cache import cache_settings, read_image_cache, save_image_cache
 from mdcrl.data.mixing import domain_labels
 from mdcrl.errors import MnistDataError
 from mdcrl.io import regular_file, sha256_file
@@ -192,8 +192,7 @@ def draw_split(rng: np.random.Generator, base: np.ndarray, n: int, max_shift: in
 # -- colour --------------------------------------------------------------------------------------
 def colour_ranges(rng: np.random.Generator, num_domains: int) -> np.ndarray:
     """(k, 3, 2): per domain and channel a range [low, high] in [0, 1], low < high."""
-    ends = np.sort(rng.uniform(0.0, 1.0, size=(num_domains, 3, 2)), axis=-1)
-    return ends
+    return np.sort(rng.uniform(0.0, 1.0, size=(num_domains, 3, 2)), axis=-1)
 
 
 def sample_colours(
@@ -236,11 +235,7 @@ def colourise(grey: np.ndarray, colours: np.ndarray, method: str, rng: np.random
 
 # -- the dataset ---------------------------------------------------------------------------------
 def mnist_settings(ds, seed: int) -> dict:
-    """Everything that determines the generated images (the cache's record)."""
-    from omegaconf import OmegaConf
-
-    plain = OmegaConf.to_container(ds, resolve=True) if not isinstance(ds, dict) else dict(ds)
-    return {"format": CACHE_FORMAT, "seed": int(seed), "dataset": plain}
+    return cache_settings(CACHE_FORMAT, ds, seed)
 
 
 def base_split(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
