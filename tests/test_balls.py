@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT, compose_config, seed_commands
 from omegaconf import OmegaConf
 
-from mdcrl.data.balls import BALL_COLOURS, BallsDataError, generate_balls_data, render
+from mdcrl.data.balls import BALL_COLOURS, BallsDataError, generate_balls_data, render, sample_ball_latents
 from mdcrl.train import run
 from mdcrl.validation import ConfigError
 
@@ -55,6 +55,28 @@ def test_sampler_keeps_balls_apart_in_their_boxes_with_shared_invariant_range():
         # the same range in every domain: each domain spans nearly all of it
         assert np.all(block.min(0) < lo + 0.05) and np.all(block.max(0) > hi - 0.05)
     assert data.splits["train"].x.shape == (4000, 3, 64, 64) and data.splits["train"].x.dtype == np.uint8
+
+
+@pytest.mark.parametrize("redraw", ["all", "spurious"])
+def test_overlap_redraw_spurious_keeps_the_invariant_ball_distributed_alike_in_every_domain(redraw):
+    # domain 0's spurious box sits in the middle of the invariant range, domain 1's in a corner: the
+    # share of invariant centres in the middle square is then lower in domain 0 when every ball of
+    # an overlapping sample is redrawn, and the same in both when only the spurious ball is (the box
+    # is wide enough that a spurious ball always fits beside the invariant one).
+    ds = balls_cfg(invariant_low=[0.1, 0.1], invariant_high=[0.9, 0.9], overlap_redraw=redraw)
+    boxes = np.array([[0.35, 0.75], [0.0, 0.25]])
+    domain = np.repeat([0, 1], 20000)
+    z = sample_ball_latents(np.random.default_rng(0), domain, ds, boxes)
+    inv, sp = z[:, :2], z[:, 2:]
+    assert np.all(np.linalg.norm(inv - sp, axis=1) >= 2 * ds.ball_size - 1e-6)
+    in_middle = np.all((inv > 0.45) & (inv < 0.65), axis=1)
+    share = [in_middle[domain == k].mean() for k in (0, 1)]
+    expected = (0.2 / 0.64) ** 2  # the square's share of the invariant centres' range
+    assert share[1] == pytest.approx(expected, rel=0.1)
+    if redraw == "spurious":
+        assert share[0] == pytest.approx(expected, rel=0.1)
+    else:
+        assert share[0] < 0.5 * expected
 
 
 def test_dynamic_scm_shifts_spurious_balls_and_stays_valid():
@@ -114,6 +136,7 @@ def test_cache_round_trip_and_refusals(tmp_path):
         ("datamodule.dataset.domain_box_size=[0.1,0.3]", "spurious boxes are too small"),
         ("datamodule.dataset.invariant_high=[0.2,0.2]", "too small to hold 1 balls"),
         ("datamodule.dataset.image_size=48", "image_size=48 must be a power of two"),
+        ("datamodule.dataset.overlap_redraw=both", "overlap_redraw='both' must be one of ['all', 'spurious']"),
     ],
 )
 def test_bad_balls_settings(tmp_path, override, message):

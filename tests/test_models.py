@@ -22,6 +22,28 @@ def test_whitening_drops_directions_without_variance_and_whitens_the_rest():
     assert np.allclose(np.cov(white, rowvar=False), np.eye(3), atol=1e-3)
 
 
+def test_whitening_to_fewer_dims_keeps_the_largest_principal_directions():
+    rng = np.random.default_rng(0)
+    scales = np.array([5.0, 0.1, 3.0, 0.2, 1.0])
+    x = (rng.standard_normal((4000, 5)) * scales).astype(np.float32)
+    mean, matrix = fit_whitening(x, dims=2)
+    assert matrix.shape == (5, 2)
+    white = (x - mean) @ matrix
+    assert np.allclose(np.cov(white, rowvar=False), np.eye(2), atol=1e-3)
+    # the kept directions are the coordinates of std 5 and 3
+    assert np.allclose(np.abs(matrix[[1, 3, 4]]), 0.0, atol=1e-2)
+
+
+def test_whiten_dims_that_the_data_or_the_model_cannot_take_fail_naming_the_setting(tmp_path, compose):
+    from mdcrl.errors import ConfigError
+
+    base = ["trainer.max_epochs=1", "datamodule.dataset.num_samples.train=400"]
+    with pytest.raises(ConfigError, match=r"model.whiten_dims=99 is more than the \d+ input features"):
+        run(compose([*base, "model.whiten_dims=99"]), run_dir=tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"model.z_dim=8: .*model.whiten_dims=4"):
+        run(compose([*base, "model.whiten_dims=4"]), run_dir=tmp_path / "b")
+
+
 def test_stacked_restarts_are_independent_copies():
     torch.manual_seed(0)
     ae = linear_autoencoder(6, 3, restarts=3, frame="free")

@@ -138,6 +138,7 @@ BAD_CONFIGS = [
     ("model/autoencoder=poly_ae model.autoencoder.activation=relu6", "model.autoencoder.activation='relu6' is unknown"),
     ("datamodule.dataset.corr_prob=1.5", "datamodule.dataset.corr_prob=1.5"),
     ("model.restart_selection_epochs=0", "model.restart_selection_epochs=0 must be an integer >= 1"),
+    ("model.whiten_dims=0", "model.whiten_dims=0 must be an integer >= 1"),
     # types and finiteness: refused by name, never truncated (8.5 -> 8) or passed on as NaN/inf
     ("datamodule.dataset.z_dim=abc", "datamodule.dataset.z_dim='abc' must be a whole number"),
     ("seed=abc", "seed='abc' must be a whole number"),

@@ -151,10 +151,17 @@ def build_autoencoder_for(model: ModelSettings, data: MultiDomainData, z_dim: in
     whitening fitted on the train split (flat inputs only: images are never whitened)."""
     train_x = data.splits["train"].x
     whiten = model.whiten and train_x.ndim == 2
-    mean, matrix = fit_whitening(train_x) if whiten else (None, None)
+    if whiten and model.whiten_dims is not None and model.whiten_dims > data.x_dim:
+        raise ConfigError(
+            f"model.whiten_dims={model.whiten_dims} is more than the {data.x_dim} input features: "
+            f"set model.whiten_dims <= {data.x_dim} (or null: every direction with variance)."
+        )
+    mean, matrix = fit_whitening(train_x, dims=model.whiten_dims) if whiten else (None, None)
     input_dim = matrix.shape[1] if whiten else data.x_dim
     if whiten:
-        require_linear_inputs(model, z_dim, input_dim, f"{input_dim} directions with variance (of {data.x_dim} features)")
+        kept = f"{input_dim} directions with variance (of {data.x_dim} features"
+        kept += f", model.whiten_dims={model.whiten_dims})" if model.whiten_dims is not None else ")"
+        require_linear_inputs(model, z_dim, input_dim, kept)
     autoencoder = build_autoencoder(OmegaConf.create(model.autoencoder), input_dim, z_dim, model.restarts, image_side(data))
     if whiten:
         autoencoder.set_whitening(mean, matrix)

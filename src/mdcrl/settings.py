@@ -80,6 +80,7 @@ class ModelSettings:
     save_encoded_data: bool
     restart_selection_epochs: int | None = None  # then only the chosen copy trains on (module.py)
     init: str = "random"  # moment: copy 0 starts at the closed-form estimate (mdcrl.moment); random: the paper's
+    whiten_dims: int | None = None  # whitening keeps only this many principal directions; None: all with variance
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class RunSettings:
             save_encoded_data=bool(m.get("save_encoded_data", False)),
             restart_selection_epochs=m.get("restart_selection_epochs"),
             init=str(m.get("init", "random")),
+            whiten_dims=m.get("whiten_dims"),
         )
         data = DataSettings(dm.pop("name"), int(dm.pop("batch_size")), dm)
         trainer = TrainerSettings(int(tr.pop("max_epochs")), tr, dict(c.get("callbacks") or {}), dict(c.get("logger") or {}))
@@ -188,6 +190,7 @@ class RunSettings:
             "restart_selection_epochs": m.restart_selection_epochs,
             "init": m.init,
             "whiten": m.whiten,
+            "whiten_dims": m.whiten_dims,
             "penalty_weight": p.scale,
             "penalty_reduction": p.reduction,
             "penalty_criterion": dict(p.weights),

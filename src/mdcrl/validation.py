@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from mdcrl.data.balls import OVERLAP_REDRAWS
 from mdcrl.data.base import SPLITS
 from mdcrl.data.mixing import mixing_dims
 from mdcrl.data.polynomial import num_monomials
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 # +added keys that would be silently ignored.
 MODEL_KEYS = {
     "z_dim", "z_dim_invariant", "z_dim_invariant_fraction", "restarts", "restart_selection_epochs", "whiten", "init",
-    "penalty_weight", "penalty_reduction", "penalty_criterion", "minmax_loss", "mmd_loss", "stddev_loss",
+    "penalty_weight", "penalty_reduction", "penalty_criterion", "minmax_loss", "mmd_loss", "stddev_loss", "whiten_dims",
     "hinge_loss_weight", "hinge_loss", "optimizer", "scheduler", "save_encoded_data", "autoencoder", "penalty_standardize",
 }  # fmt: skip
 TOP_KEYS = {
@@ -259,6 +260,11 @@ def validate_balls_dataset(dm, min_per_domain: int) -> None:
         size & (size - 1) == 0,
         f"{p}.image_size={size} must be a power of two (8, 16, 32, 64, ...): the decoder doubles a 4x4 map up to it.",
     )
+    redraw = ds.get("overlap_redraw", "all")
+    _require(
+        redraw in OVERLAP_REDRAWS,
+        f"{p}.overlap_redraw={redraw!r} must be one of {list(OVERLAP_REDRAWS)} (which balls an overlapping sample redraws).",
+    )
     _require(0.0 <= float(ds.corr_prob) <= 1.0, f"{p}.corr_prob={ds.corr_prob} must be a probability in [0, 1].")
     _require_samples_per_domain(ds.num_samples, k, min_per_domain)
     _require(
@@ -332,6 +338,11 @@ def validate_model(model) -> None:
         "copy trains on) or null (every copy trains to the end).",
     )
     _require(isinstance(model.get("whiten", False), bool), f"{p}.whiten={model.get('whiten')!r} must be true or false.")
+    whiten_dims = model.get("whiten_dims")
+    _require(
+        whiten_dims is None or (isinstance(whiten_dims, int) and not isinstance(whiten_dims, bool) and whiten_dims >= 1),
+        f"{p}.whiten_dims={whiten_dims!r} must be an integer >= 1 (principal directions the whitening keeps) or null (all).",
+    )
     autoencoder = model.get("autoencoder") or {}
     init = model.get("init", "random")
     _require(init in INITS, f"{p}.init={init!r} must be one of {list(INITS)}.")

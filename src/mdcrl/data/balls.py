@@ -88,18 +88,36 @@ def _overlapping(centres: np.ndarray, radius: float) -> np.ndarray:
     return (dist < 2 * radius).any(axis=(1, 2))
 
 
+OVERLAP_REDRAWS = ("all", "spurious")  # datamodule.dataset.overlap_redraw
+# overlap_redraw=spurious: a row whose spurious balls still cannot avoid its invariant ones after
+# this many rounds (its domain's box is covered by them) is redrawn whole, as overlap_redraw=all does.
+SPURIOUS_ONLY_ROUNDS = 100
+
+
 def sample_ball_latents(rng: np.random.Generator, domain: np.ndarray, ds, boxes: np.ndarray) -> np.ndarray:
-    """(n, 2 * balls) centres, invariant balls first; rows with overlapping balls are redrawn."""
+    """(n, 2 * balls) centres, invariant balls first; rows with overlapping balls are redrawn.
+
+    overlap_redraw=all redraws every ball of such a row. The invariant ball then avoids each domain's
+    spurious box a little, so z_S is not distributed quite the same in every domain (measured:
+    scripts/balls_invariance_check.py). overlap_redraw=spurious keeps the invariant balls and redraws
+    only the spurious ones (the invariant balls among themselves are redrawn alike in every domain):
+    z_S is then exactly invariant and z_U avoids z_S, in every domain by the same rule."""
     r = float(ds.ball_size)
     n_inv, n_sp = int(ds.n_balls_invariant), int(ds.n_balls_spurious)
+    keep_invariant = ds.get("overlap_redraw", "all") == "spurious"
     inv_low = np.asarray(ds.invariant_low, dtype=float) + r
     inv_high = np.asarray(ds.invariant_high, dtype=float) - r
     n = len(domain)
     centres = np.empty((n, n_inv + n_sp, 2))
     todo = np.arange(n)
-    for _ in range(MAX_PLACEMENT_ROUNDS):
+    for round_ in range(MAX_PLACEMENT_ROUNDS):
         m = len(todo)
-        inv = rng.uniform(inv_low, inv_high, size=(m, n_inv, 2))
+        if keep_invariant and 0 < round_ < SPURIOUS_ONLY_ROUNDS:
+            inv = centres[todo, :n_inv].copy()
+            clash = _overlapping(inv, r) if n_inv > 1 else np.zeros(m, dtype=bool)
+            inv[clash] = rng.uniform(inv_low, inv_high, size=(int(clash.sum()), n_inv, 2))
+        else:
+            inv = rng.uniform(inv_low, inv_high, size=(m, n_inv, 2))
         low, high = boxes[domain[todo], 0] + r, boxes[domain[todo], 1] - r
         sp = low[:, None, None] + (high - low)[:, None, None] * rng.uniform(size=(m, n_sp, 2))
         if ds.correlated_z:

@@ -105,14 +105,17 @@ def non_finite_entries(state: dict) -> list[str]:
     ]
 
 
-def fit_whitening(x: np.ndarray, tolerance: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+def fit_whitening(x: np.ndarray, tolerance: float = 1e-9, dims: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """PCA whitening of the rows of x: (mean, map) with (x - mean) @ map of identity covariance.
     Directions whose variance is below ``tolerance`` x the largest are dropped (linear mixing of
-    z_dim latents into x_dim > z_dim coordinates has only z_dim of them)."""
+    z_dim latents into x_dim > z_dim coordinates has only z_dim of them); with ``dims``, only the
+    ``dims`` principal directions of largest variance are kept (model.whiten_dims)."""
     x = np.asarray(x, dtype=np.float64)
     mean = x.mean(axis=0)
     values, vectors = np.linalg.eigh(np.cov(x - mean, rowvar=False).reshape(x.shape[1], x.shape[1]))
     keep = values > tolerance * max(values.max(), 1e-300)
+    if dims is not None:
+        keep &= np.arange(len(values)) >= len(values) - dims  # eigh sorts ascending: the last dims
     return mean.astype(np.float32), (vectors[:, keep] / np.sqrt(values[keep])).astype(np.float32)
 
 
