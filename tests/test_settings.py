@@ -60,3 +60,15 @@ def test_full_budget_experiment_restores_the_previous_training_budget():
     assert settings.model.restart_selection_epochs is None and settings.trainer.options["min_epochs"] == 0
     stop = settings.trainer.callbacks["early_stopping"]
     assert (stop["monitor"], stop["patience"], stop["min_delta"]) == ("val/selection", 100, 0.0)
+
+
+def test_a_run_made_before_a_setting_existed_has_the_identity_of_that_settings_default():
+    # a run directory's config.yaml from before datamodule.dataset.overlap_redraw existed: it still
+    # resumes under today's config, whose default computes the same; another value is another run
+    cfg = compose_config(["model=balls", "datamodule=md_balls"], tiny=False)
+    today = RunSettings.from_config(cfg).identity()
+    old = OmegaConf.to_container(cfg, resolve=True)
+    del old["datamodule"]["dataset"]["overlap_redraw"]
+    assert RunSettings.from_config(OmegaConf.create(old)).identity() == today
+    other = compose_config(["model=balls", "datamodule=md_balls", "datamodule.dataset.overlap_redraw=spurious"], tiny=False)
+    assert RunSettings.from_config(other).identity() != today

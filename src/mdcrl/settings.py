@@ -232,12 +232,29 @@ class RunSettings:
         plain = OmegaConf.to_container(self.to_config(), resolve=True)
         plain.pop("ckpt_path", None)
         for dotted in PRESENTATION_SETTINGS:
-            *parents, key = dotted.split(".")
-            node = plain
-            for parent in parents:
-                node = node.get(parent, {})
-            node.pop(key, None)
+            _parent_of(plain, dotted).pop(dotted.rsplit(".", 1)[-1], None)
+        for dotted, default in LATER_SETTINGS.items():
+            node, key = _parent_of(plain, dotted), dotted.rsplit(".", 1)[-1]
+            if key in node and node[key] == default:
+                del node[key]
         return plain
+
+
+# Settings added after runs were made, with the value that computes what a run lacking them did:
+# identity() leaves a setting out when it has that value, so such a run directory still resumes
+# (a sweep had stopped on "already holds a run with different settings" for this reason).
+LATER_SETTINGS = {
+    "datamodule.dataset.overlap_redraw": "all",
+    "model.whiten_dims": None,
+    "model.penalty_standardize": False,
+}
+
+
+def _parent_of(plain: dict, dotted: str) -> dict:
+    node = plain
+    for parent in dotted.split(".")[:-1]:
+        node = node.get(parent, {})
+    return node
 
 
 def compose_train_config(overrides=()) -> DictConfig:
