@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file
 
 from mdcrl import penalties
+from mdcrl.data.encoded import load_encoded
 
 
 def penalties_of(z_s: torch.Tensor, domains: torch.Tensor, num_domains: int) -> dict[str, float]:
@@ -35,10 +35,11 @@ def main(argv=None) -> int:
     print("| stage-1 run | MMD, true domains | MMD, shuffled | min-max, true domains | min-max, shuffled |")
     print("|---|---|---|---|---|")
     for run in args.runs:
-        split = load_file(str(run / "encoded" / "valid.safetensors"))
-        z_s = torch.from_numpy(split["z"][:, :2].astype(np.float32))  # the invariant ball's centre
-        domains = torch.from_numpy(split["domain"]).long()
-        k = int(domains.max()) + 1
+        data, _ = load_encoded(run, expected_kind="balls")
+        split = data.splits["valid"]
+        z_s = torch.from_numpy(split.z[:, : data.z_dim_stable_true].astype(np.float32))  # the invariant balls' centres
+        domains = torch.from_numpy(split.domain).long()
+        k = data.num_domains
         true = penalties_of(z_s, domains, k)
         gen = torch.Generator().manual_seed(0)
         shuffled = [penalties_of(z_s, domains[torch.randperm(len(domains), generator=gen)], k) for _ in range(args.shuffles)]
