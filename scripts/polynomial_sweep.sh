@@ -11,6 +11,8 @@
 #     (no --part: all three)          --quick: a smoke test, 2 seeds, 20 epochs, small z_dims
 #     --degree D     restrict the sweep part to degree D (repeatable; default 2 and 3)
 #     --zdim Z       restrict the sweep part to z_dim Z (repeatable; default 6 8 10 12 14)
+#     --sweep-dir D  where the runs go (default multirun/polynomial)
+#     --out D        where the report goes (default docs/results/polynomial)
 # Results go to multirun/polynomial/ and the report to docs/results/polynomial/.
 # Stage 1 runs in multirun/polynomial/stage1/<case>-p<degree>-z<z_dim>-seed<seed>, a name made from its
 # overrides; stage 2 builds run_path from the same values, so no path is copied by hand, and runs
@@ -29,11 +31,14 @@ SWEEP_DEGREES=(2 3) SWEEP_ZDIMS=(6 8 10 12 14)
 PARTS=()
 DEGREES=()
 ZDIMS=()
+SWEEP_ARG= OUT_ARG=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --part) PARTS+=("$2"); shift 2 ;;
     --degree) DEGREES+=("$2"); shift 2 ;;
     --zdim) ZDIMS+=("$2"); shift 2 ;;
+    --sweep-dir) SWEEP_ARG=$2; shift 2 ;;
+    --out) OUT_ARG=$2; shift 2 ;;
     --quick)
       SWEEP=multirun/polynomial-quick OUT=docs/results/polynomial-quick SEEDS=(1235 4256)
       EPOCHS=(trainer.max_epochs=20) SMALL_EPOCHS=(trainer.max_epochs=20) STAGE2_EPOCHS=(trainer.max_epochs=20)
@@ -43,6 +48,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ ${#PARTS[@]} -gt 0 ]] || PARTS=(small seed sweep)
+[[ -z $SWEEP_ARG ]] || SWEEP=$SWEEP_ARG
+[[ -z $OUT_ARG ]] || OUT=$OUT_ARG
 [[ ${#DEGREES[@]} -eq 0 ]] || SWEEP_DEGREES=("${DEGREES[@]}")
 [[ ${#ZDIMS[@]} -eq 0 ]] || SWEEP_ZDIMS=("${ZDIMS[@]}")
 wanted() { [[ " ${PARTS[*]} " == *" $1 "* ]]; }

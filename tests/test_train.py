@@ -49,6 +49,24 @@ def test_same_seed_same_metrics(tmp_path, compose):
     assert (tmp_path / "a" / "metrics.json").read_text() == (tmp_path / "b" / "metrics.json").read_text()
 
 
+def test_step_batch_size_takes_the_steps_of_that_batch_size_whatever_the_loader_batch(tmp_path, compose):
+    # The seed's polynomial stage-1 command passes datamodule.batch_size=1024; poly_ae's steps of 256
+    # rows (model.optimizer.step_batch_size) must make that run the batch-256 run, step for step.
+    # Held-out batches differ (1024 vs 256 rows): the selection score and metrics must not see it.
+    common = [
+        "seed=5", "trainer.max_epochs=3", "trainer.min_epochs=1", "model/autoencoder=poly_ae", "datamodule.dataset.linear=false",
+        "datamodule.dataset.z_dim=4", "datamodule.dataset.x_dim=12", "model.autoencoder.hidden_dims=[16,16]", "model.restarts=2",
+    ]  # fmt: skip
+    split = run(compose([*common, "datamodule.batch_size=1024", "model.optimizer.step_batch_size=256"]), run_dir=tmp_path / "a")
+    plain = run(compose([*common, "datamodule.batch_size=256"]), run_dir=tmp_path / "b")
+    whole = run(compose([*common, "datamodule.batch_size=1024", "model.optimizer.step_batch_size=null"]), run_dir=tmp_path / "c")
+    for key in ("r2_z_from_h", "r2_zinv_from_hinv", "recon_mse"):
+        assert split[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-7), key
+    assert split["recon_mse"] != pytest.approx(whole["recon_mse"], rel=1e-3)  # 4x fewer steps: another run
+    steps = [json.loads((tmp_path / d / "run.json").read_text())["optimizer_steps"] for d in "abc"]
+    assert steps[0] == steps[1] > 2 * steps[2]
+
+
 def _method_run(tmp_path, seed, minmax, z_dim=8, num_domains=4, extra=()):
     cfg = compose_config(
         [
@@ -139,6 +157,12 @@ BAD_CONFIGS = [
     ("datamodule.dataset.corr_prob=1.5", "datamodule.dataset.corr_prob=1.5"),
     ("model.restart_selection_epochs=0", "model.restart_selection_epochs=0 must be an integer >= 1"),
     ("model.whiten_dims=0", "model.whiten_dims=0 must be an integer >= 1"),
+    ("model.optimizer.step_batch_size=0", "model.optimizer.step_batch_size=0 must be >= 1"),
+    (
+        "datamodule.batch_size=256 model.optimizer.step_batch_size=512",
+        "model.optimizer.step_batch_size=512 exceeds datamodule.batch_size=256",
+    ),
+    ("model.optimizer.step_batch_size=2", "model.optimizer.step_batch_size=2 cannot hold two domains"),
     # types and finiteness: refused by name, never truncated (8.5 -> 8) or passed on as NaN/inf
     ("datamodule.dataset.z_dim=abc", "datamodule.dataset.z_dim='abc' must be a whole number"),
     ("seed=abc", "seed='abc' must be a whole number"),

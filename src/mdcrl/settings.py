@@ -67,6 +67,7 @@ class OptimSettings:
     weight_decay: float
     scheduler: dict  # enabled, name (cosine | plateau), monitor, factor, patience
     gradient_clip_val: float | None
+    step_batch_size: int | None = None  # rows per Adam step (the loader's batches are split); None: the batch size
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class RunSettings:
             weight_decay=float(m["optimizer"].get("weight_decay", 0.0)),
             scheduler=dict(m.get("scheduler") or {}),
             gradient_clip_val=tr.pop("gradient_clip_val", None),
+            step_batch_size=effective_step_batch_size(m["optimizer"].get("step_batch_size"), int(dm["batch_size"])),
         )
         model = ModelSettings(
             autoencoder=dict(m["autoencoder"]),
@@ -200,7 +202,7 @@ class RunSettings:
             "hinge_loss_weight": p.hinge_weight,
             "hinge_loss": asdict(p.hinge),
             "penalty_standardize": p.standardize,
-            "optimizer": {"lr": o.lr, "weight_decay": o.weight_decay},
+            "optimizer": {"lr": o.lr, "weight_decay": o.weight_decay, "step_batch_size": o.step_batch_size},
             "scheduler": dict(o.scheduler),
             "save_encoded_data": m.save_encoded_data,
             "autoencoder": dict(m.autoencoder),
@@ -248,6 +250,15 @@ class RunSettings:
 LATER_SETTINGS = {
     "datamodule.dataset.overlap_redraw": "all",
 }
+
+
+def effective_step_batch_size(step_batch_size: int | None, batch_size: int) -> int | None:
+    """model.optimizer.step_batch_size as the run computes it: None where it is null or not below
+    datamodule.batch_size (every Adam step then takes a whole batch), so that a run which sets it to
+    its batch size is the same run as one that leaves it out."""
+    if step_batch_size is None or int(step_batch_size) >= batch_size:  # larger is refused by validation
+        return None
+    return int(step_batch_size)
 
 
 def _parent_of(plain: dict, dotted: str) -> dict:

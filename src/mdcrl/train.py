@@ -148,7 +148,7 @@ def train_and_evaluate(
     """Fit ``module`` (from the resume checkpoint when there is one), load the best weights into it,
     evaluate; returns the metrics and records what it measured in ``info`` (run.json)."""
     batch_size = settings.data.batch_size
-    datamodule = MultiDomainDataModule(data, batch_size, seed=settings.seed)
+    datamodule = MultiDomainDataModule(data, batch_size, seed=settings.seed, step_batch_size=settings.optim.step_batch_size)
     input_map = module.autoencoder.input_map
     if input_map is not None:  # the whitening itself is in the checkpoints (model buffers)
         info["whitening"] = {"input_dim": int(input_map.shape[0]), "whitened_dim": int(input_map.shape[1])}
@@ -166,6 +166,7 @@ def train_and_evaluate(
     if module.warm_start is not None:
         info["warm_start"] = {"selection": warm_score, "kept_untrained": module.warm_start_kept, **module.warm_start.summary()}
     info["epochs"] = int(trainer.current_epoch)
+    info["optimizer_steps"] = int(trainer.global_step)
     # The restarts' validation selection scores at the best checkpoint: the chosen one is the lowest.
     info["restart_selection_scores"] = split_losses(module, data.splits["valid"], batch_size)["selection"].tolist()
     info["chosen_restart"] = module.chosen_restart

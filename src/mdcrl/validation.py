@@ -61,14 +61,20 @@ def warn_suspicious(cfg, per_domain: int) -> None:
             ds.corr_prob,
         )
     k = int(ds.get("num_domains") or 0) if cfg.datamodule.name == "mixing" else 0
-    if k and any(weights.values()) and int(cfg.datamodule.batch_size) < k * per_domain:
+    step = (cfg.model.get("optimizer") or {}).get("step_batch_size")
+    setting, rows = ("datamodule.batch_size", int(cfg.datamodule.batch_size))
+    if step is not None and int(step) < rows:
+        setting, rows = "model.optimizer.step_batch_size", int(step)
+    if k and any(weights.values()) and rows < k * per_domain:
         log.warning(
-            "datamodule.batch_size=%s holds about %.1f rows of each of the %d domains, fewer than the %d each penalty "
-            "needs: most batches compare few domains; raise datamodule.batch_size to >= %d",
-            cfg.datamodule.batch_size,
-            int(cfg.datamodule.batch_size) / k,
+            "%s=%s holds about %.1f rows of each of the %d domains, fewer than the %d each penalty "
+            "needs: most batches compare few domains; raise %s to >= %d",
+            setting,
+            rows,
+            rows / k,
             k,
             per_domain,
+            setting,
             k * per_domain,
         )
 
@@ -91,6 +97,7 @@ NUMBER_SETTINGS = [
     ("model.mmd_loss.kernel_multiplier", "real", None, False),
     ("model.optimizer.lr", "real", None, False),
     ("model.optimizer.weight_decay", "real", 0, True),
+    ("model.optimizer.step_batch_size", "int", 1, True),
     ("datamodule.dataset.z_dim", "int", 2, False),
     ("datamodule.dataset.z_dim_invariant", "int", None, True),
     ("datamodule.dataset.x_dim", "int", 1, True),
@@ -467,10 +474,19 @@ def validate_config(cfg) -> None:
     validate_checkpoint_path(cfg.get("ckpt_path"))
     validate_numbers(cfg)
     weights = cfg.model.get("penalty_criterion") or {}
+    step = (cfg.model.get("optimizer") or {}).get("step_batch_size")
     _require(
-        int(cfg.datamodule.batch_size) >= 4 or not any(float(w) > 0 for w in weights.values()),
-        f"datamodule.batch_size={cfg.datamodule.batch_size} cannot hold two domains of two rows each, the least an "
-        "invariance penalty compares (it would always be 0); set datamodule.batch_size >= 4 (the seed's: 1024).",
+        step is None or int(step) <= int(cfg.datamodule.batch_size),
+        f"model.optimizer.step_batch_size={step} exceeds datamodule.batch_size={cfg.datamodule.batch_size}: a step "
+        "takes rows of one loader batch; set model.optimizer.step_batch_size <= datamodule.batch_size, or null.",
+    )
+    step_setting, step_rows = (
+        ("datamodule.batch_size", int(cfg.datamodule.batch_size)) if step is None else ("model.optimizer.step_batch_size", int(step))
+    )
+    _require(
+        step_rows >= 4 or not any(float(w) > 0 for w in weights.values()),
+        f"{step_setting}={step_rows} cannot hold two domains of two rows each, the least an "
+        f"invariance penalty compares (it would always be 0); set {step_setting} >= 4 (the seed's batch: 1024).",
     )
     validate_model(cfg.model)
     validate_trainer(cfg.trainer)

@@ -102,15 +102,19 @@ class MultiDomainDataModule(L.LightningDataModule):
     (models/module.py): the whole epoch for flat data, one minibatch for images (an epoch of
     images as floats would not fit in memory)."""
 
-    def __init__(self, data: MultiDomainData, batch_size: int, seed: int = 0):
+    def __init__(self, data: MultiDomainData, batch_size: int, seed: int = 0, step_batch_size: int | None = None):
         super().__init__()
         self.data = data
         self.batch_size = batch_size
         self.seed = seed
+        # Rows per optimiser step (model.optimizer.step_batch_size): training items are split into
+        # minibatches of this size, from the same shuffled order, so batch_size=1024 with steps of
+        # 256 takes exactly the steps of batch_size=256. Held-out batches keep batch_size.
+        self.step_batch_size = step_batch_size or batch_size
 
     @property
     def steps_per_epoch(self) -> int:
-        return -(-len(self.data.splits["train"]) // self.batch_size)
+        return -(-len(self.data.splits["train"]) // self.step_batch_size)
 
     def batches_per_item(self) -> int:
         """Minibatches per training item: for flat data the whole epoch, or, with a fractional
@@ -125,7 +129,7 @@ class MultiDomainDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         train = self.data.splits["train"]
-        chunk = self.batch_size * self.batches_per_item()
+        chunk = self.step_batch_size * self.batches_per_item()
         loader = batch_loader(train, chunk, shuffle=True, seed=self.seed)
         if self.trainer is not None:
             # A resumed run's first iterator is made before Lightning's set_epoch: start it at the

@@ -148,7 +148,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         optimizer = self.optimizers()
         scheduler = self.lr_schedulers()
         x, _, domains = chunk
-        batch_size = self.trainer.datamodule.batch_size
+        batch_size = self.trainer.datamodule.step_batch_size
         for batch_idx, (xb, db) in enumerate(zip(x.split(batch_size), domains.split(batch_size))):
             loss, parts, _ = self.losses(to_model_input(xb), db)
             if not torch.isfinite(loss):
