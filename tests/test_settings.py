@@ -72,3 +72,13 @@ def test_a_run_made_before_a_setting_existed_has_the_identity_of_that_settings_d
     assert RunSettings.from_config(OmegaConf.create(old)).identity() == today
     other = compose_config(["model=balls", "datamodule=md_balls", "datamodule.dataset.overlap_redraw=spurious"], tiny=False)
     assert RunSettings.from_config(other).identity() != today
+
+
+def test_a_step_batch_size_of_the_whole_batch_is_the_same_run_as_none():
+    # poly_ae sets model.optimizer.step_batch_size=256 beside its loader batch of 256: runs made
+    # before the setting existed (step = batch) must still resume, and the seed's batch of 1024 is another run.
+    poly = ["model/autoencoder=poly_ae", "datamodule.dataset.linear=false"]
+    identity = lambda extra: RunSettings.from_config(compose_config([*poly, *extra], tiny=False)).identity()  # noqa: E731
+    assert identity([]) == identity(["model.optimizer.step_batch_size=null"])
+    seed_batch = ["datamodule.batch_size=1024"]
+    assert identity(seed_batch) != identity([*seed_batch, "model.optimizer.step_batch_size=null"])

@@ -136,7 +136,7 @@ class RunSettings:
             weight_decay=float(m["optimizer"].get("weight_decay", 0.0)),
             scheduler=dict(m.get("scheduler") or {}),
             gradient_clip_val=tr.pop("gradient_clip_val", None),
-            step_batch_size=effective_step_batch_size(m["optimizer"].get("step_batch_size"), int(dm["batch_size"])),
+            step_batch_size=m["optimizer"].get("step_batch_size"),
         )
         model = ModelSettings(
             autoencoder=dict(m["autoencoder"]),
@@ -235,6 +235,9 @@ class RunSettings:
         plain.pop("ckpt_path", None)
         for dotted in PRESENTATION_SETTINGS:
             _parent_of(plain, dotted).pop(dotted.rsplit(".", 1)[-1], None)
+        optimizer = plain["model"]["optimizer"]
+        if optimizer["step_batch_size"] is not None and optimizer["step_batch_size"] >= self.data.batch_size:
+            optimizer["step_batch_size"] = None  # every step a whole batch, as with null: the same run
         for dotted, default in LATER_SETTINGS.items():
             node, key = _parent_of(plain, dotted), dotted.rsplit(".", 1)[-1]
             if key in node and node[key] == default:
@@ -250,15 +253,6 @@ class RunSettings:
 LATER_SETTINGS = {
     "datamodule.dataset.overlap_redraw": "all",
 }
-
-
-def effective_step_batch_size(step_batch_size: int | None, batch_size: int) -> int | None:
-    """model.optimizer.step_batch_size as the run computes it: None where it is null or not below
-    datamodule.batch_size (every Adam step then takes a whole batch), so that a run which sets it to
-    its batch size is the same run as one that leaves it out."""
-    if step_batch_size is None or int(step_batch_size) >= batch_size:  # larger is refused by validation
-        return None
-    return int(step_batch_size)
 
 
 def _parent_of(plain: dict, dotted: str) -> dict:

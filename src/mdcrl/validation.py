@@ -41,6 +41,15 @@ TOP_KEYS = {
 }  # fmt: skip
 
 
+def rows_per_step(cfg) -> tuple[str, int]:
+    """The setting that decides how many rows an optimiser step (and its penalties) sees, and that number."""
+    step = (cfg.model.get("optimizer") or {}).get("step_batch_size")
+    rows = int(cfg.datamodule.batch_size)
+    if step is None or int(step) >= rows:
+        return "datamodule.batch_size", rows
+    return "model.optimizer.step_batch_size", int(step)
+
+
 def warn_suspicious(cfg, per_domain: int) -> None:
     """Settings that run but probably do not do what was meant: one warning line each."""
     unread = sorted({f"model.{k}" for k in cfg.model if k not in MODEL_KEYS} | {k for k in cfg if k not in TOP_KEYS})
@@ -61,10 +70,7 @@ def warn_suspicious(cfg, per_domain: int) -> None:
             ds.corr_prob,
         )
     k = int(ds.get("num_domains") or 0) if cfg.datamodule.name == "mixing" else 0
-    step = (cfg.model.get("optimizer") or {}).get("step_batch_size")
-    setting, rows = ("datamodule.batch_size", int(cfg.datamodule.batch_size))
-    if step is not None and int(step) < rows:
-        setting, rows = "model.optimizer.step_batch_size", int(step)
+    setting, rows = rows_per_step(cfg)
     if k and any(weights.values()) and rows < k * per_domain:
         log.warning(
             "%s=%s holds about %.1f rows of each of the %d domains, fewer than the %d each penalty "
@@ -480,9 +486,7 @@ def validate_config(cfg) -> None:
         f"model.optimizer.step_batch_size={step} exceeds datamodule.batch_size={cfg.datamodule.batch_size}: a step "
         "takes rows of one loader batch; set model.optimizer.step_batch_size <= datamodule.batch_size, or null.",
     )
-    step_setting, step_rows = (
-        ("datamodule.batch_size", int(cfg.datamodule.batch_size)) if step is None else ("model.optimizer.step_batch_size", int(step))
-    )
+    step_setting, step_rows = rows_per_step(cfg)
     _require(
         step_rows >= 4 or not any(float(w) > 0 for w in weights.values()),
         f"{step_setting}={step_rows} cannot hold two domains of two rows each, the least an "
