@@ -24,6 +24,10 @@ def standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / std, (test - mean) / std
 
 
+def row(values: np.ndarray) -> str:
+    return " ".join(f"{v:.3f}" for v in values)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="polynomial stage-1 run directories (with encoded/)")
@@ -40,8 +44,7 @@ def main(argv=None) -> int:
         poly = probe_r2_per_target(monomial_features(h_train, plan), train.z, monomial_features(h_test, plan), test.z)
         d_s = data.z_dim_stable_true
         for block, part in (("z_S", slice(0, d_s)), ("z_U", slice(d_s, None))):
-            row = lambda values: " ".join(f"{v:.3f}" for v in values[part])  # noqa: E731
-            print(f"| {run.name} | {block} | {row(linear)} | {row(poly)} |")
+            print(f"| {run.name} | {block} | {row(linear[part])} | {row(poly[part])} |")
     return 0
 
 
