@@ -24,6 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 PRESENTATION_SETTINGS = ("print_metrics", "trainer.enable_progress_bar", "num_threads", "check_memory")
 
 
+def split_step_rows(step_batch_size: int | None, batch_size: int) -> int | None:
+    """Rows per optimiser step where model.optimizer.step_batch_size splits the loader's batches, else
+    None: a step size of at least the batch size is a whole batch per step, the same run as null."""
+    if step_batch_size is None or int(step_batch_size) >= int(batch_size):
+        return None
+    return int(step_batch_size)
+
+
 @dataclass(frozen=True)
 class MinMaxSettings:
     top_k: int
@@ -236,8 +244,7 @@ class RunSettings:
         for dotted in PRESENTATION_SETTINGS:
             _parent_of(plain, dotted).pop(dotted.rsplit(".", 1)[-1], None)
         optimizer = plain["model"]["optimizer"]
-        if optimizer["step_batch_size"] is not None and optimizer["step_batch_size"] >= self.data.batch_size:
-            optimizer["step_batch_size"] = None  # every step a whole batch, as with null: the same run
+        optimizer["step_batch_size"] = split_step_rows(optimizer["step_batch_size"], self.data.batch_size)
         for dotted, default in LATER_SETTINGS.items():
             node, key = _parent_of(plain, dotted), dotted.rsplit(".", 1)[-1]
             if key in node and node[key] == default:

@@ -24,6 +24,7 @@ from mdcrl.errors import ConfigError
 from mdcrl.models.autoencoders import ACTIVATIONS, INITS, LINEAR_FRAMES
 from mdcrl.models.base import non_finite_entries
 from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
+from mdcrl.settings import split_step_rows
 
 _MISSING = object()
 log = logging.getLogger(__name__)
@@ -43,11 +44,10 @@ TOP_KEYS = {
 
 def rows_per_step(cfg) -> tuple[str, int]:
     """The setting that decides how many rows an optimiser step (and its penalties) sees, and that number."""
-    step = (cfg.model.get("optimizer") or {}).get("step_batch_size")
-    rows = int(cfg.datamodule.batch_size)
-    if step is None or int(step) >= rows:
-        return "datamodule.batch_size", rows
-    return "model.optimizer.step_batch_size", int(step)
+    step = split_step_rows((cfg.model.get("optimizer") or {}).get("step_batch_size"), cfg.datamodule.batch_size)
+    if step is None:
+        return "datamodule.batch_size", int(cfg.datamodule.batch_size)
+    return "model.optimizer.step_batch_size", step
 
 
 def warn_suspicious(cfg, per_domain: int) -> None:

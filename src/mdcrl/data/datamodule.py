@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mdcrl.data.base import MultiDomainData, Split
+from mdcrl.settings import split_step_rows
 
 
 def to_model_input(x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +111,7 @@ class MultiDomainDataModule(L.LightningDataModule):
         # Rows per optimiser step (model.optimizer.step_batch_size): training items are split into
         # minibatches of this size, from the same shuffled order, so batch_size=1024 with steps of
         # 256 takes exactly the steps of batch_size=256. Held-out batches keep batch_size.
-        self.step_batch_size = min(step_batch_size or batch_size, batch_size)
+        self.step_batch_size = split_step_rows(step_batch_size, batch_size) or batch_size
 
     @property
     def steps_per_epoch(self) -> int:
