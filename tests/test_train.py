@@ -67,6 +67,27 @@ def test_step_batch_size_takes_the_steps_of_that_batch_size_whatever_the_loader_
     assert steps[0] == steps[1] > 2 * steps[2]
 
 
+def test_restart_lr_scales_train_each_copy_at_its_own_learning_rate(tmp_path, compose):
+    # Copy r of a run with model.optimizer.restart_lr_scales trains as copy r of a run at lr * scale[r]:
+    # the per-copy validation scores (run.json) match, so the selection compares real runs at each rate.
+    # No penalty: the score is the reconstruction, which falls every epoch, so all three runs report
+    # their last epoch (run.json's scores are those of the best checkpoint).
+    common = [
+        "seed=5", "trainer.max_epochs=3", "trainer.min_epochs=1", "model/autoencoder=poly_ae", "datamodule.dataset.linear=false",
+        "datamodule.dataset.z_dim=4", "datamodule.dataset.x_dim=12", "model.autoencoder.hidden_dims=[16,16]", "model.restarts=2",
+        "model.penalty_criterion.minmax=0.",
+    ]  # fmt: skip
+    spread = [*common, "model.optimizer.lr=0.004", "model.optimizer.restart_lr_scales=[1.0,0.25]"]
+    runs = {"spread": spread, "full": [*common, "model.optimizer.lr=0.004"], "quarter": [*common, "model.optimizer.lr=0.001"]}
+    scores = {}
+    for name, overrides in runs.items():
+        run(compose(overrides), run_dir=tmp_path / name)
+        scores[name] = json.loads((tmp_path / name / "run.json").read_text())["restart_selection_scores"]
+    assert scores["spread"][0] == pytest.approx(scores["full"][0], rel=1e-4)
+    assert scores["spread"][1] == pytest.approx(scores["quarter"][1], rel=1e-4)
+    assert scores["spread"][1] != pytest.approx(scores["full"][1], rel=1e-2)  # the scale took effect
+
+
 def _method_run(tmp_path, seed, minmax, z_dim=8, num_domains=4, extra=()):
     cfg = compose_config(
         [
@@ -163,6 +184,8 @@ BAD_CONFIGS = [
         "model.optimizer.step_batch_size=512 exceeds datamodule.batch_size=256",
     ),
     ("model.optimizer.step_batch_size=2", "model.optimizer.step_batch_size=2 cannot hold two domains"),
+    ("model.restarts=2 model.optimizer.restart_lr_scales=[1,0.5,0.25]", "must list one factor per restart (model.restarts=2)"),
+    ("model.restarts=2 model.optimizer.restart_lr_scales=[1,-0.5]", "restart_lr_scales=[1, -0.5] must be finite numbers > 0"),
     # types and finiteness: refused by name, never truncated (8.5 -> 8) or passed on as NaN/inf
     ("datamodule.dataset.z_dim=abc", "datamodule.dataset.z_dim='abc' must be a whole number"),
     ("seed=abc", "seed='abc' must be a whole number"),

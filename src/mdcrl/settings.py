@@ -76,6 +76,7 @@ class OptimSettings:
     scheduler: dict  # enabled, name (cosine | plateau), monitor, factor, patience
     gradient_clip_val: float | None
     step_batch_size: int | None = None  # rows per Adam step (the loader's batches are split); None: the batch size
+    restart_lr_scales: tuple[float, ...] | None = None  # copy r trains at lr * scale[r] (module.training_step); None: all 1
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class RunSettings:
             scheduler=dict(m.get("scheduler") or {}),
             gradient_clip_val=tr.pop("gradient_clip_val", None),
             step_batch_size=m["optimizer"].get("step_batch_size"),
+            restart_lr_scales=_float_tuple(m["optimizer"].get("restart_lr_scales")),
         )
         model = ModelSettings(
             autoencoder=dict(m["autoencoder"]),
@@ -210,7 +212,12 @@ class RunSettings:
             "hinge_loss_weight": p.hinge_weight,
             "hinge_loss": asdict(p.hinge),
             "penalty_standardize": p.standardize,
-            "optimizer": {"lr": o.lr, "weight_decay": o.weight_decay, "step_batch_size": o.step_batch_size},
+            "optimizer": {
+                "lr": o.lr,
+                "weight_decay": o.weight_decay,
+                "step_batch_size": o.step_batch_size,
+                "restart_lr_scales": None if o.restart_lr_scales is None else list(o.restart_lr_scales),
+            },
             "scheduler": dict(o.scheduler),
             "save_encoded_data": m.save_encoded_data,
             "autoencoder": dict(m.autoencoder),
@@ -260,6 +267,10 @@ class RunSettings:
 LATER_SETTINGS = {
     "datamodule.dataset.overlap_redraw": "all",
 }
+
+
+def _float_tuple(values) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
 
 
 def _parent_of(plain: dict, dotted: str) -> dict:

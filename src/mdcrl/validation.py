@@ -319,6 +319,10 @@ def validate_mnist_dataset(dm, min_per_domain: int) -> None:
     _require_samples_per_domain(ds.num_samples, k, min_per_domain)
 
 
+def _plain(value):
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
 def validate_model(model) -> None:
     p = "model"
     criteria = dict(model.penalty_criterion)
@@ -343,6 +347,17 @@ def validate_model(model) -> None:
         f"{p}.restarts={restarts!r} must be an integer >= 1 "
         "(copies trained at once; the one with the lowest val/selection is kept).",
     )
+    scales = (model.get("optimizer") or {}).get("restart_lr_scales")
+    if scales is not None:
+        _require(
+            OmegaConf.is_list(scales) and len(scales) == restarts,
+            f"{p}.optimizer.restart_lr_scales={_plain(scales)} must list one factor per restart ({p}.restarts={restarts}), "
+            f"e.g. [{', '.join(['1.0'] * restarts)}], or be null (every copy at {p}.optimizer.lr).",
+        )
+        _require(
+            all(isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in scales),
+            f"{p}.optimizer.restart_lr_scales={_plain(scales)} must be finite numbers > 0 (copy r trains at lr * scale[r]).",
+        )
     selection_epochs = model.get("restart_selection_epochs")
     _require(
         selection_epochs is None

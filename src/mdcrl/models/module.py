@@ -163,7 +163,7 @@ class MultiDomainAutoencoder(L.LightningModule):
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             self.clip_per_restart(self.optim.gradient_clip_val)
-            optimizer.step()
+            self.step_per_restart_lr(optimizer)
             if scheduler is not None and self.optim.scheduler.get("name", "plateau") == "cosine":
                 scheduler.step()
             self._accumulate("train", parts, len(xb))
@@ -211,6 +211,23 @@ class MultiDomainAutoencoder(L.LightningModule):
         scale = (float(max_norm) / (norms + 1e-6)).clamp(max=1.0)
         for g in grads:
             g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
+    def step_per_restart_lr(self, optimizer) -> None:
+        """optimizer.step(), with copy r's update scaled by model.optimizer.restart_lr_scales[r]: Adam's
+        moments do not depend on the learning rate, so this is copy r trained at lr * scale[r], exactly
+        (its own run at that lr, beside the others). A spread of learning rates over the restarts lets
+        the selection (validation loss only) pick the rate per run: docs/polynomial.md."""
+        scales = self.optim.restart_lr_scales
+        if scales is None:
+            optimizer.step()
+            return
+        params = [p for p in self.parameters() if p.grad is not None]
+        before = [p.detach().clone() for p in params]
+        optimizer.step()
+        weight = torch.tensor(scales, dtype=params[0].dtype, device=params[0].device)
+        with torch.no_grad():
+            for p, start in zip(params, before):
+                p.copy_(torch.lerp(start, p, weight.view(-1, *([1] * (p.dim() - 1)))))
 
     def _accumulate(self, stage: str, parts: dict, n: int) -> None:
         # Epoch means kept by hand and logged once per epoch: Lightning's self.log on every step
