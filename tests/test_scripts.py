@@ -1,0 +1,31 @@
+"""The diagnostic scripts under scripts/ agree with what a run recorded."""
+
+import importlib.util
+import json
+
+import pytest
+from conftest import ROOT
+
+from mdcrl.train import run
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_restarts_check_reproduces_the_kept_copy_and_its_metric(tmp_path, compose):
+    overrides = [
+        "seed=5", "trainer.max_epochs=3", "trainer.min_epochs=1", "model/autoencoder=poly_ae", "datamodule.dataset.linear=false",
+        "datamodule.dataset.z_dim=4", "datamodule.dataset.x_dim=12", "model.autoencoder.hidden_dims=[16,16]", "model.restarts=3",
+        "model.optimizer.restart_lr_scales=[1.0,0.5,0.25]",
+    ]  # fmt: skip
+    metrics = run(compose(overrides), run_dir=tmp_path)
+    rows = load_script("polynomial_restarts_check").restart_rows(tmp_path)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert [lr for _, lr, _, _ in rows] == pytest.approx([0.005, 0.0025, 0.00125])
+    kept = min(rows, key=lambda r: r[2])
+    assert kept[0] == info["chosen_restart"]
+    assert kept[3] == pytest.approx(metrics["r2_z_from_h"], abs=1e-6)
