@@ -1,3 +1,4 @@
+import csv
 import json
 import math
 
@@ -251,3 +252,15 @@ def test_remote_checkpoint_is_refused_before_any_work(tmp_path, compose, url):
 def test_missing_checkpoint_file_is_refused(tmp_path, compose):
     with pytest.raises(ConfigError, match="is not a file"):
         run(compose([f"ckpt_path={tmp_path / 'nope.ckpt'}"]), run_dir=tmp_path / "run")
+
+
+def test_every_restarts_validation_score_is_logged_per_epoch(tmp_path, compose):
+    # metrics.csv keeps each copy's val/selection, so a user can see when the restarts separate; the
+    # kept copy's is val/selection.
+    run(compose(["model.restarts=3", "model.init=random", "trainer.max_epochs=2", "trainer.min_epochs=1"]), run_dir=tmp_path)
+    rows = list(csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()))
+    val = [r for r in rows if r.get("val/selection")]
+    assert len(val) == 2
+    for r in val:
+        copies = [float(r[f"val/selection_restart{c}"]) for c in range(3)]
+        assert float(r["val/selection"]) == pytest.approx(min(copies), rel=1e-6)

@@ -298,6 +298,8 @@ class MultiDomainAutoencoder(L.LightningModule):
             with torch.no_grad():
                 selection = self.heldout_selection(recon, [(h, d) for h, _, d in outputs])
         values = self._epoch_values("val", selection)
+        if selection is not None and len(selection) > 1:  # every copy's score, for when the restarts separate
+            values.update({f"val/selection_restart{r}": score for r, score in enumerate(selection)})
         if outputs:
             h = torch.cat([o[0][self.autoencoder.chosen_position] for o in outputs]).cpu().numpy()
             z = torch.cat([o[1] for o in outputs]).cpu().numpy()
