@@ -79,7 +79,8 @@ def test_restart_lr_scales_train_each_copy_at_its_own_learning_rate(tmp_path, co
         "model.penalty_criterion.minmax=0.",
     ]  # fmt: skip
     spread = [*common, "model.optimizer.lr=0.004", "model.optimizer.restart_lr_scales=[1.0,0.25]"]
-    runs = {"spread": spread, "full": [*common, "model.optimizer.lr=0.004"], "quarter": [*common, "model.optimizer.lr=0.001"]}
+    plain = [*common, "model.optimizer.restart_lr_scales=null"]  # poly_ae's own spread off
+    runs = {"spread": spread, "full": [*plain, "model.optimizer.lr=0.004"], "quarter": [*plain, "model.optimizer.lr=0.001"]}
     scores = {}
     for name, overrides in runs.items():
         run(compose(overrides), run_dir=tmp_path / name)
@@ -185,7 +186,7 @@ BAD_CONFIGS = [
         "model.optimizer.step_batch_size=512 exceeds datamodule.batch_size=256",
     ),
     ("model.optimizer.step_batch_size=2", "model.optimizer.step_batch_size=2 cannot hold two domains"),
-    ("model.restarts=2 model.optimizer.restart_lr_scales=[1,0.5,0.25]", "must list one factor per restart (model.restarts=2)"),
+    ("model.restarts=2 model.optimizer.restart_lr_scales=[1,0.5,0.25]", "at most one learning-rate factor per restart"),
     ("model.restarts=2 model.optimizer.restart_lr_scales=[1,-0.5]", "restart_lr_scales=[1, -0.5] must be finite numbers > 0"),
     # types and finiteness: refused by name, never truncated (8.5 -> 8) or passed on as NaN/inf
     ("datamodule.dataset.z_dim=abc", "datamodule.dataset.z_dim='abc' must be a whole number"),

@@ -76,7 +76,7 @@ class OptimSettings:
     scheduler: dict  # enabled, name (cosine | plateau), monitor, factor, patience
     gradient_clip_val: float | None
     step_batch_size: int | None = None  # rows per Adam step (the loader's batches are split); None: the batch size
-    restart_lr_scales: tuple[float, ...] | None = None  # copy r trains at lr * scale[r] (module.training_step); None: all 1
+    restart_lr_scales: tuple[float, ...] | None = None  # one per copy: copy r at lr * scale[r]; None: all at lr
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class RunSettings:
             scheduler=dict(m.get("scheduler") or {}),
             gradient_clip_val=tr.pop("gradient_clip_val", None),
             step_batch_size=m["optimizer"].get("step_batch_size"),
-            restart_lr_scales=_float_tuple(m["optimizer"].get("restart_lr_scales")),
+            restart_lr_scales=per_restart_lr_scales(m["optimizer"].get("restart_lr_scales"), int(m.get("restarts", 1))),
         )
         model = ModelSettings(
             autoencoder=dict(m["autoencoder"]),
@@ -269,8 +269,14 @@ LATER_SETTINGS = {
 }
 
 
-def _float_tuple(values) -> tuple[float, ...] | None:
-    return None if values is None else tuple(float(v) for v in values)
+def per_restart_lr_scales(factors, restarts: int) -> tuple[float, ...] | None:
+    """model.optimizer.restart_lr_scales spread over the restarts in equal blocks, one factor per copy
+    (factors [1, 0.5] over 8 copies: copies 0-3 at 1, 4-7 at 0.5); None when every copy is at 1, so that
+    [1.0] is the same run as null."""
+    if factors is None:
+        return None
+    scales = tuple(float(factors[r * len(factors) // restarts]) for r in range(restarts))
+    return None if all(s == 1.0 for s in scales) else scales
 
 
 def _parent_of(plain: dict, dotted: str) -> dict:

@@ -350,9 +350,10 @@ def validate_model(model) -> None:
     scales = (model.get("optimizer") or {}).get("restart_lr_scales")
     if scales is not None:
         _require(
-            OmegaConf.is_list(scales) and len(scales) == restarts,
-            f"{p}.optimizer.restart_lr_scales={_plain(scales)} must list one factor per restart ({p}.restarts={restarts}), "
-            f"e.g. [{', '.join(['1.0'] * restarts)}], or be null (every copy at {p}.optimizer.lr).",
+            OmegaConf.is_list(scales) and 1 <= len(scales) <= restarts,
+            f"{p}.optimizer.restart_lr_scales={_plain(scales)} must list at most one learning-rate factor per restart "
+            f"({p}.restarts={restarts}; the copies are split among the factors in equal blocks), or be null "
+            f"(every copy at {p}.optimizer.lr): raise {p}.restarts or list fewer factors.",
         )
         _require(
             all(isinstance(s, int | float) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in scales),
