@@ -34,6 +34,12 @@ TINY = [
     *QUIET,
 ]
 
+# A polynomial stage 1 of a few seconds: poly_ae on a small mixing (add model.restarts).
+TINY_POLY = [
+    "seed=5", "trainer.max_epochs=3", "trainer.min_epochs=1", "model/autoencoder=poly_ae", "datamodule.dataset.linear=false",
+    "datamodule.dataset.z_dim=4", "datamodule.dataset.x_dim=12", "model.autoencoder.hidden_dims=[16,16]",
+]  # fmt: skip
+
 
 def compose_config(overrides=(), tiny=True):
     from mdcrl.settings import compose_train_config

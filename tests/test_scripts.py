@@ -4,7 +4,7 @@ import importlib.util
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TINY_POLY
 
 from mdcrl.train import run
 
@@ -17,11 +17,7 @@ def load_script(name):
 
 
 def test_restarts_check_reproduces_the_kept_copy_and_its_metric(tmp_path, compose):
-    overrides = [
-        "seed=5", "trainer.max_epochs=3", "trainer.min_epochs=1", "model/autoencoder=poly_ae", "datamodule.dataset.linear=false",
-        "datamodule.dataset.z_dim=4", "datamodule.dataset.x_dim=12", "model.autoencoder.hidden_dims=[16,16]", "model.restarts=3",
-        "model.optimizer.restart_lr_scales=[1.0,0.5,0.25]",
-    ]  # fmt: skip
+    overrides = [*TINY_POLY, "model.restarts=3", "model.optimizer.restart_lr_scales=[1.0,0.5,0.25]"]
     metrics = run(compose(overrides), run_dir=tmp_path)
     rows = load_script("polynomial_restarts_check").restart_rows(tmp_path)
     info = json.loads((tmp_path / "run.json").read_text())

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import QUIET, compose_config
+from conftest import QUIET, TINY_POLY, compose_config
 
 from mdcrl.models.module import NonFiniteLossError
 from mdcrl.train import run
@@ -54,10 +54,7 @@ def test_step_batch_size_takes_the_steps_of_that_batch_size_whatever_the_loader_
     # The seed's polynomial stage-1 command passes datamodule.batch_size=1024; poly_ae's steps of 256
     # rows (model.optimizer.step_batch_size) must make that run the batch-256 run, step for step.
     # Held-out batches differ (1024 vs 256 rows): the selection score and metrics must not see it.
-    common = [
-        "seed=5", "trainer.max_epochs=3", "trainer.min_epochs=1", "model/autoencoder=poly_ae", "datamodule.dataset.linear=false",
-        "datamodule.dataset.z_dim=4", "datamodule.dataset.x_dim=12", "model.autoencoder.hidden_dims=[16,16]", "model.restarts=2",
-    ]  # fmt: skip
+    common = [*TINY_POLY, "model.restarts=2"]
     split = run(compose([*common, "datamodule.batch_size=1024", "model.optimizer.step_batch_size=256"]), run_dir=tmp_path / "a")
     plain = run(compose([*common, "datamodule.batch_size=256"]), run_dir=tmp_path / "b")
     whole = run(compose([*common, "datamodule.batch_size=1024", "model.optimizer.step_batch_size=null"]), run_dir=tmp_path / "c")
@@ -73,11 +70,7 @@ def test_restart_lr_scales_train_each_copy_at_its_own_learning_rate(tmp_path, co
     # the per-copy validation scores (run.json) match, so the selection compares real runs at each rate.
     # No penalty: the score is the reconstruction, which falls every epoch, so all three runs report
     # their last epoch (run.json's scores are those of the best checkpoint).
-    common = [
-        "seed=5", "trainer.max_epochs=3", "trainer.min_epochs=1", "model/autoencoder=poly_ae", "datamodule.dataset.linear=false",
-        "datamodule.dataset.z_dim=4", "datamodule.dataset.x_dim=12", "model.autoencoder.hidden_dims=[16,16]", "model.restarts=2",
-        "model.penalty_criterion.minmax=0.",
-    ]  # fmt: skip
+    common = [*TINY_POLY, "model.restarts=2", "model.penalty_criterion.minmax=0."]
     spread = [*common, "model.optimizer.lr=0.004", "model.optimizer.restart_lr_scales=[1.0,0.25]"]
     plain = [*common, "model.optimizer.restart_lr_scales=null"]  # poly_ae's own spread off
     runs = {"spread": spread, "full": [*plain, "model.optimizer.lr=0.004"], "quarter": [*plain, "model.optimizer.lr=0.001"]}
