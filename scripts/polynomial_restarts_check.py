@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from mdcrl.builders import build_data, build_module
 from mdcrl.metrics import linear_r2
-from mdcrl.settings import RunSettings
+from mdcrl.settings import RunSettings, per_restart_lr_scales
 from mdcrl.train import load_weights
 
 
@@ -28,7 +28,7 @@ def restart_rows(run: Path) -> list[tuple[int, float, float, float]]:
     module = build_module(settings, data)
     load_weights(module, run / "checkpoints" / "best.ckpt")
     scores = json.loads((run / "run.json").read_text())["restart_selection_scores"]
-    scales = settings.optim.restart_lr_scales or (1.0,) * len(scores)
+    scales = per_restart_lr_scales(settings.optim.restart_lr_scales, len(scores)) or (1.0,) * len(scores)
     train, test = data.splits["train"], data.splits["test"]
     rows = []
     for copy, (score, scale) in enumerate(zip(scores, scales)):

@@ -82,3 +82,19 @@ def test_a_step_batch_size_of_the_whole_batch_is_the_same_run_as_none():
     assert identity([]) == identity(["model.optimizer.step_batch_size=null"])
     seed_batch = ["datamodule.batch_size=1024"]
     assert identity(seed_batch) != identity([*seed_batch, "model.optimizer.step_batch_size=null"])
+
+
+def test_restart_lr_scales_are_kept_as_configured_and_compared_per_copy():
+    # config.yaml keeps the factors as typed ([1.0, 0.5]); a run saved with them written out per copy
+    # (8 values, as runs made before this change were) is the same run, and so is [1.0] against null
+    poly = ["model/autoencoder=poly_ae", "datamodule.dataset.linear=false"]
+    settings = lambda extra: RunSettings.from_config(compose_config([*poly, *extra], tiny=False))  # noqa: E731
+    assert settings([]).optim.restart_lr_scales == (1.0, 0.5)
+    expanded = settings(["model.optimizer.restart_lr_scales=[1,1,1,1,0.5,0.5,0.5,0.5]"])
+    assert expanded.identity() == settings([]).identity()
+    assert expanded.identity()["model"]["optimizer"]["restart_lr_scales"] == [1.0] * 4 + [0.5] * 4
+    assert (
+        settings(["model.optimizer.restart_lr_scales=[1.0]"]).identity()
+        == settings(["model.optimizer.restart_lr_scales=null"]).identity()
+    )
+    assert settings(["model.optimizer.restart_lr_scales=[1.0,0.25]"]).identity() != settings([]).identity()

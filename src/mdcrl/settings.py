@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field, replace
 from omegaconf import DictConfig, OmegaConf
 
 # Settings that change how a run is shown or guarded, not what it computes. One list, read by the
-# run identity (rundir.run_identity), the sweep's run ids (configs/train.yaml, through the
-# mdcrl_presentation_keys resolver) and the report (which lets them differ within a cell).
+# run identity (RunSettings.identity, which the sweep's run ids hash: resolvers.run_id; the override
+# string's fallback id leaves them out through the mdcrl_presentation_keys resolver) and the report
+# (which lets them differ within a cell).
 PRESENTATION_SETTINGS = ("print_metrics", "trainer.enable_progress_bar", "num_threads", "check_memory")
 
 
@@ -76,7 +77,7 @@ class OptimSettings:
     scheduler: dict  # enabled, name (cosine | plateau), monitor, factor, patience
     gradient_clip_val: float | None
     step_batch_size: int | None = None  # rows per Adam step (the loader's batches are split); None: the batch size
-    restart_lr_scales: tuple[float, ...] | None = None  # one per copy: copy r at lr * scale[r]; None: all at lr
+    restart_lr_scales: tuple[float, ...] | None = None  # as configured: factors spread over the copies in equal blocks
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class RunSettings:
             scheduler=dict(m.get("scheduler") or {}),
             gradient_clip_val=tr.pop("gradient_clip_val", None),
             step_batch_size=m["optimizer"].get("step_batch_size"),
-            restart_lr_scales=per_restart_lr_scales(m["optimizer"].get("restart_lr_scales"), int(m.get("restarts", 1))),
+            restart_lr_scales=_float_tuple(m["optimizer"].get("restart_lr_scales")),
         )
         model = ModelSettings(
             autoencoder=dict(m["autoencoder"]),
@@ -252,6 +253,8 @@ class RunSettings:
             _parent_of(plain, dotted).pop(dotted.rsplit(".", 1)[-1], None)
         optimizer = plain["model"]["optimizer"]
         optimizer["step_batch_size"] = split_step_rows(optimizer["step_batch_size"], self.data.batch_size)
+        scales = per_restart_lr_scales(optimizer["restart_lr_scales"], self.model.restarts)
+        optimizer["restart_lr_scales"] = None if scales is None else list(scales)
         for dotted, default in LATER_SETTINGS.items():
             node, key = _parent_of(plain, dotted), dotted.rsplit(".", 1)[-1]
             if key in node and node[key] == default:
@@ -267,6 +270,10 @@ class RunSettings:
 LATER_SETTINGS = {
     "datamodule.dataset.overlap_redraw": "all",
 }
+
+
+def _float_tuple(values) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
 
 
 def per_restart_lr_scales(factors, restarts: int) -> tuple[float, ...] | None:

@@ -38,7 +38,7 @@ from mdcrl import penalties as penalty_fns
 from mdcrl.data.datamodule import to_model_input
 from mdcrl.errors import NonFiniteLossError
 from mdcrl.metrics import split_half_r2
-from mdcrl.settings import OptimSettings, PenaltySettings
+from mdcrl.settings import OptimSettings, PenaltySettings, per_restart_lr_scales
 
 # The held-out selection score takes its penalties over at most this many rows of the split at once
 # (the first rows of the held-out order, which spreads every domain evenly: datamodule.interleaved_order).
@@ -217,7 +217,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         moments do not depend on the learning rate, so this is copy r trained at lr * scale[r], exactly
         (its own run at that lr, beside the others). A spread of learning rates over the restarts lets
         the selection (validation loss only) pick the rate per run: docs/polynomial.md."""
-        scales = self.optim.restart_lr_scales
+        scales = per_restart_lr_scales(self.optim.restart_lr_scales, self.autoencoder.restarts)
         if scales is None:
             optimizer.step()
             return
