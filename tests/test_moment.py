@@ -3,6 +3,7 @@ in runs: the warm start as a selection candidate, the closed-form baseline, the 
 diagnostic."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from mdcrl.errors import ConfigError
 from mdcrl.models.autoencoders import linear_autoencoder, warm_start_linear
 from mdcrl.models.base import fit_whitening
 from mdcrl.moment import moment_stable_subspace, subspace_overlap
-from mdcrl.report import write_report
+from mdcrl.report import Run, optimisation_gap_mark, write_report
 from mdcrl.train import run
 
 
@@ -172,3 +173,17 @@ def test_report_shows_the_closed_form_and_the_random_init_as_their_own_columns(t
     columns = set(result["table"]["column"])
     assert columns == {"closed form, independent", "minmax [init=random], independent", "minmax, independent"}
     assert not result["problems"]
+
+
+@pytest.mark.parametrize(
+    "found, truth, marked",
+    [
+        ([0.074, 0.060], [0.054, 0.054], "opt gap +24%"),  # a real shortfall of the optimiser
+        ([0.055], [0.054], ""),  # within 5%
+        ([1.2e-17, 3e-17], [1e-30, 2e-30], ""),  # no penalty: both at float precision, no gap
+        ([0.011], [1e-5], "opt gap +109900%"),  # tiny truth, but a real absolute gap
+    ],
+)
+def test_optimisation_gap_mark_ignores_float_precision_differences(found, truth, marked):
+    runs = [Run(Path("r"), {}, "finished", {"selection_found": f, "selection_at_truth": t}) for f, t in zip(found, truth)]
+    assert optimisation_gap_mark(runs) == marked
