@@ -103,6 +103,47 @@ def test_parallel_sweep_kill_rerun_skips_finished_resumes_killed_and_reports(tmp
     assert (out / "report.csv").exists() and (out / "r2_zinv_from_hinv.png").exists()
 
 
+def process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_workers_stop_when_the_launcher_is_terminated(tmp_path):
+    # SIGTERM to the launcher alone (not its process group): its workers used to train on, orphaned,
+    # holding the run locks; now each stops within seconds and leaves its run to be resumed
+    sweep = tmp_path / "sweep"
+    cmd = sweep_command(sweep, "trainer.max_epochs=5000", "trainer.min_epochs=5000")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        workers, deadline = set(), time.time() + 300
+        while time.time() < deadline and len(workers) < 2:
+            for d in run_dirs(sweep) if sweep.exists() else []:
+                try:
+                    workers.add(json.loads((d / "run.json").read_text())["process"]["pid"])
+                except (OSError, ValueError, KeyError):
+                    pass
+            time.sleep(0.1)
+        assert len(workers) == 2, "the sweep's two workers did not start"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.time() + 60
+        while time.time() < deadline and any(process_alive(pid) for pid in workers):
+            time.sleep(0.2)
+        assert not any(process_alive(pid) for pid in workers)
+        assert not any((d / "metrics.json").exists() for d in run_dirs(sweep))
+        logs = "".join((d / "run_training.log").read_text() for d in run_dirs(sweep))
+        assert "the sweep's launcher" in logs and "has ended" in logs
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_submitit_local_launcher_runs_a_tiny_sweep(tmp_path):
     cmd = [
         sys.executable,
@@ -179,3 +220,41 @@ def test_run_id_does_not_depend_on_how_an_override_was_quoted():
     shell_stripped = "datamodule.dataset.z_dim=8,logger.wandb.tags=[linear-uniform,minmax],seed=1235"
     assert run_id(typed) == run_id(shell_stripped)
     assert run_id(shell_stripped) != run_id(shell_stripped.replace("seed=1235", "seed=4256"))
+
+
+def test_run_id_is_the_hash_of_what_the_run_computes(tmp_path):
+    # an explicit default (model.init=moment), a presentation setting and another spelling of the
+    # same value name the same directory; another seed does not
+    from conftest import compose_config
+    from omegaconf import OmegaConf
+
+    from mdcrl.resolvers import run_id
+
+    def job(*overrides):
+        cfg = OmegaConf.to_container(compose_config(list(overrides), tiny=False))
+        return OmegaConf.create({**cfg, "hydra": {"sweep": {"dir": str(tmp_path)}}})
+
+    base = run_id("seed=3", job("seed=3"))
+    assert run_id("model.init=moment,seed=3", job("seed=3", "model.init=moment")) == base
+    assert run_id("print_metrics=false,seed=3", job("seed=3", "print_metrics=false")) == base
+    assert run_id("model.optimizer.lr=1e-2,seed=3", job("seed=3", "model.optimizer.lr=1e-2")) == base
+    assert run_id("seed=4", job("seed=4")) != base
+    # a config that cannot be read as settings still gets a name (validation then refuses it)
+    assert run_id("seed=3", OmegaConf.create({"seed": 3})).startswith("run-")
+
+
+def test_run_id_keeps_a_directory_named_before_by_its_overrides(tmp_path):
+    # sweeps made before the identity named the directories resume in their old ones, where those hold this run
+    from conftest import compose_config
+    from omegaconf import OmegaConf
+
+    from mdcrl.resolvers import run_id
+
+    cfg = compose_config(["seed=3"], tiny=False)
+    root = OmegaConf.create({**OmegaConf.to_container(cfg), "hydra": {"sweep": {"dir": str(tmp_path)}}})
+    legacy = run_id("seed=3")  # the override string's hash, the old name
+    (tmp_path / legacy).mkdir()
+    (tmp_path / legacy / "config.yaml").write_text(OmegaConf.to_yaml(compose_config(["seed=4"], tiny=False)))
+    assert run_id("seed=3", root) != legacy  # it holds another run: not this one's directory
+    (tmp_path / legacy / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    assert run_id("seed=3", root) == legacy
