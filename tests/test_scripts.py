@@ -25,3 +25,15 @@ def test_restarts_check_reproduces_the_kept_copy_and_its_metric(tmp_path, compos
     kept = min(rows, key=lambda r: r[2])
     assert kept[0] == info["chosen_restart"]
     assert kept[3] == pytest.approx(metrics["r2_z_from_h"], abs=1e-6)
+
+
+def test_selection_noise_check_reads_the_runs_own_gap_scores_and_a_permutation_null(tmp_path, compose):
+    # the script's found and truth scores are metrics.json's selection_found / selection_at_truth;
+    # with the domain labels permuted the penalties see no domain dependence, so the null's spread is > 0
+    # and the truth (an invariant block) lies within it
+    metrics = run(compose(["model.penalty_criterion.mmd=1.", "model.mmd_loss.fix_sigma=null"]), run_dir=tmp_path)
+    row = load_script("selection_noise_check").score_rows(tmp_path, permutations=8)
+    assert row["found"][0] == pytest.approx(metrics["selection_found"], rel=1e-5)
+    assert row["truth"][0] == pytest.approx(metrics["selection_at_truth"], rel=1e-5)
+    truth, null_mean, null_std = row["truth"]
+    assert null_std > 0 and abs(truth - null_mean) < 4 * null_std

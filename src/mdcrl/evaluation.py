@@ -84,19 +84,30 @@ def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, h_tr
     train, valid = data.splits["train"], data.splits["valid"]
     if not train.z.shape[1] or train.x.ndim != 2 or data.metadata.get("kind") in DIGIT_KINDS:
         return {}
-    d_true, d_s = data.z_dim_stable_true, module.z_dim_stable
+    d_s = module.z_dim_stable
     h_valid, x_valid = module.encode(valid.x), model_inputs(module, valid.x)
-    to_stable = lstsq_fit(x_train, train.z[:, :d_true].astype(np.float64))
-    stable_train, stable_valid = to_stable(x_train), to_stable(x_valid)
-    # the complement: the input's principal directions once the true stable block is regressed out
-    residual = x_train - lstsq_fit(stable_train, x_train)(stable_train)
-    directions = np.linalg.svd(residual - residual.mean(0), full_matrices=False)[2][: h_train.shape[1] - d_s].T
-    truth_train = np.concatenate([stable_train, x_train @ directions], axis=1)
-    truth_valid = np.concatenate([stable_valid, x_valid @ directions], axis=1)
+    truth_train, truth_valid = truth_latents(data, x_train, x_valid, h_train.shape[1] - d_s)
     return {
         "selection_found": selection_of_latents(module, h_train, h_valid, x_train, x_valid, valid.domain, d_s),
-        "selection_at_truth": selection_of_latents(module, truth_train, truth_valid, x_train, x_valid, valid.domain, d_true),
+        "selection_at_truth": selection_of_latents(
+            module, truth_train, truth_valid, x_train, x_valid, valid.domain, data.z_dim_stable_true
+        ),
     }
+
+
+def truth_latents(data: MultiDomainData, x_train: np.ndarray, x_valid: np.ndarray, spurious_dims: int):
+    """(train, valid) latents of the encoder whose stable block is the least-squares map from the
+    model's input to the true z_S, beside ``spurious_dims`` directions of the complement: the input's
+    principal directions once the true stable block is regressed out (optimisation_gap says why)."""
+    z_stable = data.splits["train"].z[:, : data.z_dim_stable_true].astype(np.float64)
+    to_stable = lstsq_fit(x_train, z_stable)
+    stable_train, stable_valid = to_stable(x_train), to_stable(x_valid)
+    residual = x_train - lstsq_fit(stable_train, x_train)(stable_train)
+    directions = np.linalg.svd(residual - residual.mean(0), full_matrices=False)[2][:spurious_dims].T
+    return (
+        np.concatenate([stable_train, x_train @ directions], axis=1),
+        np.concatenate([stable_valid, x_valid @ directions], axis=1),
+    )
 
 
 # A trained stable block whose span overlaps the warm start's by at least this much "refined" it.
