@@ -187,3 +187,10 @@ def test_report_shows_the_closed_form_and_the_random_init_as_their_own_columns(t
 def test_optimisation_gap_mark_ignores_float_precision_differences(found, truth, marked):
     runs = [Run(Path("r"), {}, "finished", {"selection_found": f, "selection_at_truth": t}) for f, t in zip(found, truth)]
     assert optimisation_gap_mark(runs) == marked
+
+
+def test_no_optimisation_gap_without_a_penalty(tmp_path, compose):
+    # with no penalty the objective is reconstruction alone: nothing marks the truth's stable block
+    overrides = ["model.penalty_criterion.minmax=0.", "trainer.max_epochs=2", "trainer.min_epochs=0"]
+    metrics = run(compose(overrides), run_dir=tmp_path)
+    assert "selection_found" not in metrics and "selection_at_truth" not in metrics

@@ -80,9 +80,15 @@ def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, h_tr
     directions as the found spurious block has), not the found spurious block: that one complements
     the found stable block, and beside the true one it leaves reconstruction error that is the
     found solution's, not the truth's (measured: it made the truth score worse than training did).
-    ``h_train`` and ``x_train``: the train split's latents and model inputs (model_inputs)."""
+    ``h_train`` and ``x_train``: the train split's latents and model inputs (model_inputs).
+
+    Without a penalty (stage 1, the no-penalty baseline) the objective does not involve the stable
+    block, so no solution of it is "the truth's": no gap is reported (the scores were both
+    reconstruction errors, compared across different decoders)."""
     train, valid = data.splits["train"], data.splits["valid"]
     if not train.z.shape[1] or train.x.ndim != 2 or data.metadata.get("kind") in DIGIT_KINDS:
+        return {}
+    if not (any(w > 0 for w in module.penalties.weights.values()) or module.penalties.hinge_weight > 0):
         return {}
     d_s = module.z_dim_stable
     h_valid, x_valid = module.encode(valid.x), model_inputs(module, valid.x)
