@@ -189,8 +189,9 @@ def test_optimisation_gap_mark_ignores_float_precision_differences(found, truth,
     assert optimisation_gap_mark(runs) == marked
 
 
-def test_no_optimisation_gap_without_a_penalty(tmp_path, compose):
-    # with no penalty the objective is reconstruction alone: nothing marks the truth's stable block
-    overrides = ["model.penalty_criterion.minmax=0.", "trainer.max_epochs=2", "trainer.min_epochs=0"]
-    metrics = run(compose(overrides), run_dir=tmp_path)
+@pytest.mark.parametrize("no_penalty", ["model.penalty_criterion.minmax=0.", "model.penalty_weight=0."])
+def test_no_optimisation_gap_without_a_penalty(tmp_path, compose, no_penalty):
+    # with no penalty (no weight, or a zero scale on every weight) the objective is reconstruction
+    # alone: nothing marks the truth's stable block
+    metrics = run(compose([no_penalty, "trainer.max_epochs=2", "trainer.min_epochs=0"]), run_dir=tmp_path)
     assert "selection_found" not in metrics and "selection_at_truth" not in metrics

@@ -88,7 +88,7 @@ def optimisation_gap(module: MultiDomainAutoencoder, data: MultiDomainData, h_tr
     train, valid = data.splits["train"], data.splits["valid"]
     if not train.z.shape[1] or train.x.ndim != 2 or data.metadata.get("kind") in DIGIT_KINDS:
         return {}
-    if not (any(w > 0 for w in module.penalties.weights.values()) or module.penalties.hinge_weight > 0):
+    if not module.penalties.any_enabled:
         return {}
     d_s = module.z_dim_stable
     h_valid, x_valid = module.encode(valid.x), model_inputs(module, valid.x)

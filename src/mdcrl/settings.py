@@ -69,6 +69,11 @@ class PenaltySettings:
     hinge: HingeSettings
     standardize: bool = False  # min-max and stddev on h_S standardised per coordinate over the batch (module.scale_free_terms)
 
+    @property
+    def any_enabled(self) -> bool:
+        """Whether the objective holds any penalty term (else it is reconstruction alone)."""
+        return (self.scale > 0 and any(w > 0 for w in self.weights.values())) or self.hinge_weight > 0
+
 
 @dataclass(frozen=True)
 class OptimSettings:
