@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mdcrl.settings import PRESENTATION_SETTINGS, RunSettings
+from mdcrl.settings import PRESENTATION_SETTINGS, RunSettings, saved_identity
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -51,12 +51,9 @@ def task_identity(root) -> dict:
 
 
 def _saved_identity(run_dir: Path) -> dict | None:
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
-        return None
     try:
-        return task_identity(OmegaConf.load(saved))
-    except Exception:  # noqa: BLE001 - an unreadable config.yaml: not this run's directory
+        return saved_identity(run_dir)
+    except Exception:  # noqa: BLE001 - no readable config.yaml: not this run's directory
         return None
 
 

@@ -23,8 +23,8 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
 
 from mdcrl.errors import ConfigError, RunInProgressError
-from mdcrl.io import read_json, read_text, regular_file, sha256_file, write_text_atomic
-from mdcrl.settings import RunSettings
+from mdcrl.io import read_json, regular_file, sha256_file, write_text_atomic
+from mdcrl.settings import RunSettings, saved_identity
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def previous_run_state(settings: RunSettings, run_dir: Path, fingerprint: str | 
     saved = run_dir / "config.yaml"
     if not saved.exists():
         return RunState("new")
-    if RunSettings.from_config(OmegaConf.create(read_text(saved))).identity() != settings.identity():
+    if saved_identity(run_dir) != settings.identity():
         raise ConfigError(
             f"{run_dir} already holds a run with different settings (another seed counts: an estimator with "
             "random_state=None draws one per fit); nothing was overwritten. Choose another run directory "

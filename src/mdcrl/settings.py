@@ -15,6 +15,7 @@ reads it back, so that the command line, the estimator and the report share one 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -275,6 +276,13 @@ class RunSettings:
 LATER_SETTINGS = {
     "datamodule.dataset.overlap_redraw": "all",
 }
+
+
+def saved_identity(run_dir) -> dict:
+    """The identity of the run that ``run_dir/config.yaml`` describes; raises if it cannot be read."""
+    from mdcrl.io import read_text
+
+    return RunSettings.from_config(OmegaConf.create(read_text(Path(run_dir) / "config.yaml"))).identity()
 
 
 def _float_tuple(values) -> tuple[float, ...] | None:
