@@ -119,6 +119,41 @@ def test_selection_keeps_the_warm_start_when_training_only_makes_it_worse(tmp_pa
     assert min(scores) > info["warm_start"]["selection"]
 
 
+def test_a_trained_copy_replaces_the_warm_start_only_by_more_than_the_margin(tmp_path, compose):
+    # The same run twice: with margin 0 the lower trained score wins; with a margin far above any
+    # score difference the warm start is kept, exactly as the closed form alone would be evaluated.
+    for margin in (0, 1000):
+        run(compose([f"model.warm_start_margin={margin}", "trainer.max_epochs=10"]), run_dir=tmp_path / str(margin))
+    (plain, plain_info), (strict, strict_info) = _metrics(tmp_path / "0"), _metrics(tmp_path / "1000")
+    warm = strict_info["warm_start"]
+    assert warm["selection_null_std"] > 0 and warm["margin"] == 1000
+    assert warm["bar"] == pytest.approx(warm["selection"] - 1000 * warm["selection_null_std"])
+    # the null spread is a fixed function of the untrained model and the data: the same in both runs
+    assert plain_info["warm_start"]["selection_null_std"] == warm["selection_null_std"]
+    assert plain_info["warm_start"]["kept_untrained"] is False and plain["warm_start"]["verdict"] == "refined"
+    assert warm["kept_untrained"] is True and strict["warm_start"]["verdict"] == "kept"
+    assert strict_info["best_checkpoint"].endswith("warm_start.ckpt")
+    assert strict["r2_zinv_from_hinv"] != plain["r2_zinv_from_hinv"]
+
+
+def test_selection_null_spread_is_the_penalty_noise_of_a_block_without_domain_dependence(compose):
+    # Permuting the domain labels leaves nothing for the penalty to see; its spread then shrinks as
+    # the validation split grows (the score's sampling noise), and a zero weight leaves no spread.
+    from mdcrl.builders import build_data, build_module
+    from mdcrl.settings import RunSettings
+
+    def spread(overrides):
+        settings = RunSettings.from_config(compose(overrides))
+        data = build_data(settings, None)
+        module = build_module(settings, data)
+        return evaluation.selection_null_spread(module, data.splits["valid"], 256, copy=0)
+
+    small = spread(["datamodule.dataset.num_samples.valid=200"])
+    large = spread(["datamodule.dataset.num_samples.valid=2000"])
+    assert 0 < large < small
+    assert spread(["model.penalty_weight=0"]) == pytest.approx(0, abs=1e-9)
+
+
 def test_a_hard_cell_reaches_the_limit_from_the_default_command(tmp_path, compose):
     # z_dim 32, 16 domains (certified), fewer samples than the grid: random starts stop near 0.95 at
     # the grid's size; the warm-started default refines to the limit.

@@ -30,6 +30,31 @@ def split_losses(module: MultiDomainAutoencoder, split: Split, batch_size: int) 
     """Sample-weighted mean of every restart's loss terms (R,) over a split, batch by batch as in
     training, plus the selection score of the whole split (models/module.py), as validation
     computes it."""
+    means, outputs = _split_passes(module, split, batch_size)
+    means["selection"] = module.heldout_selection(means["recon_mse"].float(), outputs).double()
+    return {name: value.cpu().numpy() for name, value in means.items()}
+
+
+@torch.no_grad()
+def selection_null_spread(module: MultiDomainAutoencoder, split: Split, batch_size: int, copy: int, permutations: int = 20) -> float:
+    """How much copy ``copy``'s selection score moves when the split's domain labels are permuted
+    (standard deviation over ``permutations`` fixed permutations): the noise of the penalties'
+    estimate on this many rows, without ground truth. The reconstruction term does not depend on
+    the labels, so this is the spread of the penalty part alone."""
+    means, outputs = _split_passes(module, split, batch_size)
+    h = torch.cat([o[0][copy : copy + 1] for o in outputs], dim=1)[:, :SELECTION_MAX_ROWS]
+    domains = torch.cat([o[1] for o in outputs])[:SELECTION_MAX_ROWS]  # the rows heldout_selection reads
+    generator = torch.Generator().manual_seed(0)  # the same permutations for every run and attempt
+    scores = []
+    for _ in range(permutations):
+        shuffled = domains[torch.randperm(len(domains), generator=generator).to(domains.device)]
+        scores.append(module.heldout_selection(means["recon_mse"][copy : copy + 1].float(), [(h, shuffled)]).double())
+    return float(torch.cat(scores).std())
+
+
+def _split_passes(module: MultiDomainAutoencoder, split: Split, batch_size: int) -> tuple[dict[str, torch.Tensor], list]:
+    """One pass over a split in eval mode: the sample-weighted mean of every loss term (R,), and the
+    (latents, domains) of the batches that the held-out selection score reads."""
     module.eval()
     totals: dict[str, torch.Tensor] = {}
     outputs = []
@@ -42,9 +67,7 @@ def split_losses(module: MultiDomainAutoencoder, split: Split, batch_size: int) 
         if sum(len(o[1]) for o in outputs) < SELECTION_MAX_ROWS:
             outputs.append((h, domains))
         count += len(x)
-    means = {name: total / count for name, total in totals.items()}
-    means["selection"] = module.heldout_selection(means["recon_mse"].float(), outputs).double()
-    return {name: value.cpu().numpy() for name, value in means.items()}
+    return {name: total / count for name, total in totals.items()}, outputs
 
 
 @torch.no_grad()

@@ -98,6 +98,7 @@ class ModelSettings:
     restart_selection_epochs: int | None = None  # then only the chosen copy trains on (module.py)
     init: str = "random"  # moment: copy 0 starts at the closed-form estimate (mdcrl.moment); random: the paper's
     whiten_dims: int | None = None  # whitening keeps only this many principal directions; None: all with variance
+    warm_start_margin: float = 0.0  # init=moment: a trained copy replaces the warm start only below its score less this many null spreads
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class RunSettings:
             restart_selection_epochs=m.get("restart_selection_epochs"),
             init=str(m.get("init", "random")),
             whiten_dims=m.get("whiten_dims"),
+            warm_start_margin=float(m.get("warm_start_margin", 0.0)),
         )
         data = DataSettings(dm.pop("name"), int(dm.pop("batch_size")), dm)
         trainer = TrainerSettings(int(tr.pop("max_epochs")), tr, dict(c.get("callbacks") or {}), dict(c.get("logger") or {}))
@@ -208,6 +210,7 @@ class RunSettings:
             "restarts": m.restarts,
             "restart_selection_epochs": m.restart_selection_epochs,
             "init": m.init,
+            "warm_start_margin": m.warm_start_margin,
             "whiten": m.whiten,
             "whiten_dims": m.whiten_dims,
             "penalty_weight": p.scale,

@@ -38,7 +38,7 @@ from mdcrl.console import quiet_lightning
 from mdcrl.data import MultiDomainData, MultiDomainDataModule
 from mdcrl.data.encoded import save_encoded
 from mdcrl.errors import CheckpointError, ConfigError, MdcrlError, RunInProgressError
-from mdcrl.evaluation import evaluate, print_metrics, split_losses
+from mdcrl.evaluation import evaluate, print_metrics, selection_null_spread, split_losses
 from mdcrl.io import read_json, regular_file, write_atomic, write_json_atomic, write_text_atomic
 from mdcrl.models.base import non_finite_entries
 from mdcrl.models.module import MultiDomainAutoencoder
@@ -153,7 +153,10 @@ def train_and_evaluate(
     if input_map is not None:  # the whitening itself is in the checkpoints (model buffers)
         info["whitening"] = {"input_dim": int(input_map.shape[0]), "whitened_dim": int(input_map.shape[1])}
     setup_start = time.perf_counter()
-    warm_score = save_warm_start(module, run_dir, data, batch_size) if module.warm_start is not None else None
+    warm = save_warm_start(module, run_dir, data, batch_size) if module.warm_start is not None else None
+    if warm is not None:  # a trained copy replaces the warm start only by more than the score's own noise
+        warm["margin"] = settings.model.warm_start_margin
+        warm["bar"] = warm["selection"] - warm["margin"] * warm["selection_null_std"]
     with quiet_lightning():
         trainer = build_trainer(settings, run_dir, clock, previous.resume_epoch)
         info["setup_time_s"] = info.get("setup_time_s", 0.0) + time.perf_counter() - setup_start
@@ -162,9 +165,9 @@ def train_and_evaluate(
         # (code) is refused, also for a user's ckpt_path.
         trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path or previous.resume_from, weights_only=True)
     info["fit_time_s"] = time.perf_counter() - fit_start
-    info["best_checkpoint"] = load_best_weights(module, trainer, warm_score, run_dir)
-    if module.warm_start is not None:
-        info["warm_start"] = {"selection": warm_score, "kept_untrained": module.warm_start_kept, **module.warm_start.summary()}
+    info["best_checkpoint"] = load_best_weights(module, trainer, warm and warm["bar"], run_dir)
+    if warm is not None:
+        info["warm_start"] = {**warm, "kept_untrained": module.warm_start_kept, **module.warm_start.summary()}
     info["epochs"] = int(trainer.current_epoch)
     info["optimizer_steps"] = int(trainer.global_step)
     # The restarts' validation selection scores at the best checkpoint: the chosen one is the lowest.
@@ -189,23 +192,27 @@ def warm_start_path(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / "warm_start.ckpt"
 
 
-def save_warm_start(module: MultiDomainAutoencoder, run_dir: Path, data: MultiDomainData, batch_size: int) -> float:
+def save_warm_start(module: MultiDomainAutoencoder, run_dir: Path, data: MultiDomainData, batch_size: int) -> dict:
     """The warm start before any step, as a candidate of the selection: checkpoints/warm_start.ckpt
-    (with copy WARM_COPY chosen) and its validation selection score, which it returns. Recomputed
-    at every attempt: the untrained model is the same each time (same seed), also after a resume."""
+    (with copy WARM_COPY chosen); returns its validation selection score and that score's spread
+    under permuted domain labels (evaluation.selection_null_spread). Recomputed at every attempt:
+    the untrained model is the same each time (same seed), also after a resume."""
     module.autoencoder.chosen.fill_(WARM_COPY)
-    score = float(split_losses(module, data.splits["valid"], batch_size)["selection"][WARM_COPY])
+    valid = data.splits["valid"]
+    score = float(split_losses(module, valid, batch_size)["selection"][WARM_COPY])
+    null_std = selection_null_spread(module, valid, batch_size, WARM_COPY)
     path = warm_start_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: torch.save({"state_dict": module.state_dict(), "val/selection": score}, f), binary=True)
     module.train()  # split_losses left it in eval mode
-    return score
+    return {"selection": score, "selection_null_std": null_std}
 
 
-def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_score: float | None, run_dir: Path) -> str | None:
+def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_bar: float | None, run_dir: Path) -> str | None:
     """Load the best weights into the module: the best checkpoint's (by the checkpoint callback's
-    monitor, val/selection), or the untrained warm start's where no epoch scored lower (also when
-    there was no epoch: trainer.max_epochs=0, the closed form alone). Returns the path loaded.
+    monitor, val/selection), or the untrained warm start's where no epoch scored below ``warm_bar``
+    (the warm start's score less model.warm_start_margin null spreads; also when there was no
+    epoch: trainer.max_epochs=0, the closed form alone). Returns the path loaded.
 
     Only checkpoints of this run's own checkpoints/ are loaded: a run continued from another run's
     checkpoint (ckpt_path) inherits that run's best_model_path in the callback's state, and would
@@ -232,7 +239,7 @@ def load_best_weights(module: MultiDomainAutoencoder, trainer: L.Trainer, warm_s
             loaded = path
         best = split_losses(module, trainer.datamodule.data.splits["valid"], trainer.datamodule.batch_size)["selection"]
         best = float(best[module.chosen_restart])
-    if warm_score is not None and (best is None or warm_score <= float(best)):
+    if warm_bar is not None and (best is None or warm_bar <= float(best)):
         path = str(warm_start_path(run_dir))
         module.warm_start_kept = True
     if path and path != loaded:
