@@ -36,7 +36,9 @@ def split_losses(module: MultiDomainAutoencoder, split: Split, batch_size: int) 
 
 
 @torch.no_grad()
-def selection_null_spread(module: MultiDomainAutoencoder, split: Split, batch_size: int, copy: int, permutations: int = 20) -> float:
+def selection_null_spread(
+    module: MultiDomainAutoencoder, split: Split, batch_size: int, copy: int, permutations: int = 20
+) -> float:
     """How much copy ``copy``'s selection score moves when the split's domain labels are permuted
     (standard deviation over ``permutations`` fixed permutations): the noise of the penalties'
     estimate on this many rows, without ground truth. The reconstruction term does not depend on

@@ -98,7 +98,8 @@ class ModelSettings:
     restart_selection_epochs: int | None = None  # then only the chosen copy trains on (module.py)
     init: str = "random"  # moment: copy 0 starts at the closed-form estimate (mdcrl.moment); random: the paper's
     whiten_dims: int | None = None  # whitening keeps only this many principal directions; None: all with variance
-    warm_start_margin: float = 0.0  # init=moment: a trained copy replaces the warm start only below its score less this many null spreads
+    # init=moment: a trained copy replaces the warm start only below its score less this many null spreads
+    warm_start_margin: float = 0.0
 
 
 @dataclass(frozen=True)
