@@ -28,7 +28,9 @@ def score_rows(run: Path, permutations: int) -> dict:
     settings = RunSettings.from_config(OmegaConf.load(run / "config.yaml"))
     data = build_data(settings, run)
     module = build_module(settings, data)
-    load_weights(module, run / "checkpoints" / "best.ckpt")
+    # the weights the run was evaluated with: best.ckpt, or warm_start.ckpt where the warm start was kept
+    chosen = Path(json.loads((run / "run.json").read_text())["best_checkpoint"]).name
+    load_weights(module, run / "checkpoints" / chosen)
     train, valid = data.splits["train"], data.splits["valid"]
     d_s = module.z_dim_stable
     x_train, x_valid = model_inputs(module, train.x), model_inputs(module, valid.x)
