@@ -132,6 +132,7 @@ def test_a_trained_copy_replaces_the_warm_start_only_by_more_than_the_margin(tmp
     assert plain_info["warm_start"]["selection_null_std"] == warm["selection_null_std"]
     assert plain_info["warm_start"]["kept_untrained"] is False and plain["warm_start"]["verdict"] == "refined"
     assert warm["kept_untrained"] is True and strict["warm_start"]["verdict"] == "kept"
+    assert plain_info["warm_start"]["best_trained_selection"] < plain_info["warm_start"]["selection"]
     assert strict_info["best_checkpoint"].endswith("warm_start.ckpt")
     assert strict["r2_zinv_from_hinv"] != plain["r2_zinv_from_hinv"]
 

@@ -166,7 +166,9 @@ def train_and_evaluate(
         trainer.fit(module, datamodule=datamodule, ckpt_path=settings.ckpt_path or previous.resume_from, weights_only=True)
     info["fit_time_s"] = time.perf_counter() - fit_start
     info["best_checkpoint"] = load_best_weights(module, trainer, warm and warm["bar"], run_dir)
-    if warm is not None:
+    if warm is not None:  # with the best trained epoch's score: how far training came below the bar
+        trained = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        warm["best_trained_selection"] = None if trained is None else float(trained)
         info["warm_start"] = {**warm, "kept_untrained": module.warm_start_kept, **module.warm_start.summary()}
     info["epochs"] = int(trainer.current_epoch)
     info["optimizer_steps"] = int(trainer.global_step)
