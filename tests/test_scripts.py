@@ -37,3 +37,17 @@ def test_selection_noise_check_reads_the_runs_own_gap_scores_and_a_permutation_n
     assert row["truth"][0] == pytest.approx(metrics["selection_at_truth"], rel=1e-5)
     truth, null_mean, null_std = row["truth"]
     assert null_std > 0 and abs(truth - null_mean) < 4 * null_std
+
+
+def test_warm_start_margin_table_reads_the_recorded_margin_of_each_run(tmp_path, compose, capsys):
+    # the table's value is (warm start's score - best trained score) / null spread, the quantity the
+    # selection compares with model.warm_start_margin; run.json's best_trained_selection gives the same
+    run(compose(["trainer.max_epochs=10"]), run_dir=tmp_path / "run-a")
+    script = load_script("warm_start_margin_table")
+    key, value = script.run_row(tmp_path / "run-a")
+    warm = json.loads((tmp_path / "run-a" / "run.json").read_text())["warm_start"]
+    assert key == ("minmax", "independent", 8, 4)
+    assert value == pytest.approx((warm["selection"] - warm["best_trained_selection"]) / warm["selection_null_std"], rel=1e-5)
+    assert (value > 2) == (warm["kept_untrained"] is False)
+    script.main([str(tmp_path), "--penalty", "minmax"])
+    assert "| minmax | independent | 8 | 4 |" in capsys.readouterr().out
