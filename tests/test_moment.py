@@ -147,7 +147,10 @@ def test_selection_null_spread_is_the_penalty_noise_of_a_block_without_domain_de
         settings = RunSettings.from_config(compose(overrides))
         data = build_data(settings, None)
         module = build_module(settings, data)
-        return evaluation.selection_null_spread(module, data.splits["valid"], 256, copy=0)
+        score, null_std = evaluation.selection_with_null_spread(module, data.splits["valid"], 256, copy=0)
+        # the score is the one split_losses gives the copy (the same pass serves both)
+        assert score == float(evaluation.split_losses(module, data.splits["valid"], 256)["selection"][0])
+        return null_std
 
     small = spread(["datamodule.dataset.num_samples.valid=200"])
     large = spread(["datamodule.dataset.num_samples.valid=2000"])

@@ -36,14 +36,16 @@ def split_losses(module: MultiDomainAutoencoder, split: Split, batch_size: int) 
 
 
 @torch.no_grad()
-def selection_null_spread(
+def selection_with_null_spread(
     module: MultiDomainAutoencoder, split: Split, batch_size: int, copy: int, permutations: int = 20
-) -> float:
-    """How much copy ``copy``'s selection score moves when the split's domain labels are permuted
-    (standard deviation over ``permutations`` fixed permutations): the noise of the penalties'
-    estimate on this many rows, without ground truth. The reconstruction term does not depend on
-    the labels, so this is the spread of the penalty part alone."""
+) -> tuple[float, float]:
+    """Copy ``copy``'s selection score over a split (as split_losses computes it) and how much it
+    moves when the split's domain labels are permuted (standard deviation over ``permutations`` fixed
+    permutations): the noise of the penalties' estimate on this many rows, without ground truth. The
+    reconstruction term does not depend on the labels, so this is the spread of the penalty part
+    alone. One pass over the split serves both."""
     means, outputs = _split_passes(module, split, batch_size)
+    score = float(module.heldout_selection(means["recon_mse"].float(), outputs).double()[copy])
     h = torch.cat([o[0][copy : copy + 1] for o in outputs], dim=1)[:, :SELECTION_MAX_ROWS]
     domains = torch.cat([o[1] for o in outputs])[:SELECTION_MAX_ROWS]  # the rows heldout_selection reads
     generator = torch.Generator().manual_seed(0)  # the same permutations for every run and attempt
@@ -51,7 +53,7 @@ def selection_null_spread(
     for _ in range(permutations):
         shuffled = domains[torch.randperm(len(domains), generator=generator).to(domains.device)]
         scores.append(module.heldout_selection(means["recon_mse"][copy : copy + 1].float(), [(h, shuffled)]).double())
-    return float(torch.cat(scores).std())
+    return score, float(torch.cat(scores).std())
 
 
 def _split_passes(module: MultiDomainAutoencoder, split: Split, batch_size: int) -> tuple[dict[str, torch.Tensor], list]:

@@ -38,7 +38,7 @@ from mdcrl.console import quiet_lightning
 from mdcrl.data import MultiDomainData, MultiDomainDataModule
 from mdcrl.data.encoded import save_encoded
 from mdcrl.errors import CheckpointError, ConfigError, MdcrlError, RunInProgressError
-from mdcrl.evaluation import evaluate, print_metrics, selection_null_spread, split_losses
+from mdcrl.evaluation import evaluate, print_metrics, selection_with_null_spread, split_losses
 from mdcrl.io import read_json, regular_file, write_atomic, write_json_atomic, write_text_atomic
 from mdcrl.models.base import non_finite_entries
 from mdcrl.models.module import MultiDomainAutoencoder
@@ -197,16 +197,14 @@ def warm_start_path(run_dir: Path) -> Path:
 def save_warm_start(module: MultiDomainAutoencoder, run_dir: Path, data: MultiDomainData, batch_size: int) -> dict:
     """The warm start before any step, as a candidate of the selection: checkpoints/warm_start.ckpt
     (with copy WARM_COPY chosen); returns its validation selection score and that score's spread
-    under permuted domain labels (evaluation.selection_null_spread). Recomputed at every attempt:
+    under permuted domain labels (evaluation.selection_with_null_spread). Recomputed at every attempt:
     the untrained model is the same each time (same seed), also after a resume."""
     module.autoencoder.chosen.fill_(WARM_COPY)
-    valid = data.splits["valid"]
-    score = float(split_losses(module, valid, batch_size)["selection"][WARM_COPY])
-    null_std = selection_null_spread(module, valid, batch_size, WARM_COPY)
+    score, null_std = selection_with_null_spread(module, data.splits["valid"], batch_size, WARM_COPY)
     path = warm_start_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: torch.save({"state_dict": module.state_dict(), "val/selection": score}, f), binary=True)
-    module.train()  # split_losses left it in eval mode
+    module.train()  # the validation pass left it in eval mode
     return {"selection": score, "selection_null_std": null_std}
 
 
