@@ -13,30 +13,22 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections import defaultdict
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from mdcrl.report import Run, find_runs, penalty_name, scm_name
 
 
-def run_row(run: Path) -> tuple[tuple, float] | None:
+def run_row(run: Run) -> tuple[tuple, float] | None:
     """((penalty, scm, z_dim, num_domains), margin in null spreads) of a finished warm-started run, else None."""
-    try:
-        info = json.loads((run / "run.json").read_text())
-        cfg = OmegaConf.load(run / "config.yaml")
-    except (OSError, ValueError):
+    warm = run.info.get("warm_start")
+    if run.status != "finished" or not warm or "selection_null_std" not in warm or not run.info.get("epochs"):
         return None
-    warm = info.get("warm_start")
-    if info.get("status") != "finished" or not warm or "selection_null_std" not in warm or not info.get("epochs"):
-        return None
-    with open(run / "csv" / "metrics.csv", newline="") as f:
+    with open(run.path / "csv" / "metrics.csv", newline="") as f:
         trained = [float(r["val/selection"]) for r in csv.DictReader(f) if r.get("val/selection")]
-    weights = cfg.model.penalty_criterion
-    penalty = "+".join(name for name in ("minmax", "mmd") if float(weights.get(name, 0)))
-    ds = cfg.datamodule.dataset
-    scm = "dynamic" if ds.correlated_z else "independent"
-    return (penalty, scm, int(ds.z_dim), int(ds.num_domains)), (warm["selection"] - min(trained)) / warm["selection_null_std"]
+    ds = run.config["datamodule"]["dataset"]
+    key = (penalty_name(run.config), scm_name(run.config), int(ds["z_dim"]), int(ds["num_domains"]))
+    return key, (warm["selection"] - min(trained)) / warm["selection_null_std"]
 
 
 def main(argv=None) -> int:
@@ -46,9 +38,9 @@ def main(argv=None) -> int:
     parser.add_argument("--scm", default=None, help="independent | dynamic (default: both)")
     args = parser.parse_args(argv)
     cells = defaultdict(list)
-    for run in sorted(args.sweep.glob("run-*")):
+    for run in find_runs([args.sweep]):
         row = run_row(run)
-        if row and (args.penalty in (None, row[0][0])) and (args.scm in (None, row[0][1])):
+        if row and args.penalty in (None, row[0][0]) and (args.scm is None or row[0][1].startswith(args.scm)):
             cells[row[0]].append(row[1])
     print("| penalty | SCM | z_dim | k | (warm - best trained) / null std, per seed | runs above the margin 2 |")
     print("|---|---|---|---|---|---|")

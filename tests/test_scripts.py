@@ -6,6 +6,7 @@ import json
 import pytest
 from conftest import ROOT, TINY_POLY
 
+from mdcrl.report import load_run
 from mdcrl.train import run
 
 
@@ -44,7 +45,7 @@ def test_warm_start_margin_table_reads_the_recorded_margin_of_each_run(tmp_path,
     # selection compares with model.warm_start_margin; run.json's best_trained_selection gives the same
     run(compose(["trainer.max_epochs=10"]), run_dir=tmp_path / "run-a")
     script = load_script("warm_start_margin_table")
-    key, value = script.run_row(tmp_path / "run-a")
+    key, value = script.run_row(load_run(tmp_path / "run-a"))
     warm = json.loads((tmp_path / "run-a" / "run.json").read_text())["warm_start"]
     assert key == ("minmax", "independent", 8, 4)
     assert value == pytest.approx((warm["selection"] - warm["best_trained_selection"]) / warm["selection_null_std"], rel=1e-5)
