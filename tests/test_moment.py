@@ -137,6 +137,34 @@ def test_a_trained_copy_replaces_the_warm_start_only_by_more_than_the_margin(tmp
     assert strict["r2_zinv_from_hinv"] != plain["r2_zinv_from_hinv"]
 
 
+def test_a_run_that_never_beats_the_warm_start_stops_after_the_patience_with_the_same_metrics(tmp_path, compose):
+    # A margin far above any score difference: no epoch can beat the bar, so the run ends with the
+    # warm start whether it trains 6 epochs or stops after 2, floor trainer.min_epochs waived.
+    never = ["model.warm_start_margin=1000", "trainer.max_epochs=6", "trainer.min_epochs=6"]
+    run(compose([*never, "model.warm_start_patience=null"]), run_dir=tmp_path / "full")
+    run(compose([*never, "model.warm_start_patience=2"]), run_dir=tmp_path / "patience")
+    (full, full_info), (short, short_info) = _metrics(tmp_path / "full"), _metrics(tmp_path / "patience")
+    assert full_info["epochs"] == 6 and full_info["warm_start"]["stopped_by_patience"] is False
+    assert short_info["epochs"] == 2 and short_info["warm_start"]["stopped_by_patience"] is True
+    assert short_info["warm_start"]["kept_untrained"] is True and short_info["warm_start"]["patience"] == 2
+    assert short["r2_zinv_from_hinv"] == full["r2_zinv_from_hinv"]
+    assert short["selection_found"] == full["selection_found"]
+
+
+def test_a_run_that_beats_the_warm_start_is_not_stopped_by_the_patience(tmp_path, compose):
+    run(compose(["model.warm_start_margin=0", "model.warm_start_patience=1", "trainer.max_epochs=5", "trainer.min_epochs=5"]), run_dir=tmp_path)
+    _, info = _metrics(tmp_path)
+    assert info["warm_start"]["best_trained_selection"] < info["warm_start"]["bar"]
+    assert info["epochs"] == 5 and info["warm_start"]["stopped_by_patience"] is False
+
+
+def test_warm_start_patience_must_be_a_positive_number_of_epochs(compose):
+    from mdcrl.validation import validate_config
+
+    with pytest.raises(ConfigError, match="model.warm_start_patience"):
+        validate_config(compose(["model.warm_start_patience=0"]))
+
+
 def test_selection_null_spread_is_the_penalty_noise_of_a_block_without_domain_dependence(compose):
     # Permuting the domain labels leaves nothing for the penalty to see; its spread then shrinks as
     # the validation split grows (the score's sampling noise), and a zero weight leaves no spread.

@@ -259,14 +259,14 @@ def build_callbacks(settings: RunSettings, run_dir: Path) -> list:
     return callbacks
 
 
-def build_trainer(settings: RunSettings, run_dir: Path, clock: RunClock, resume_epoch: int = 0) -> L.Trainer:
+def build_trainer(settings: RunSettings, run_dir: Path, clock: RunClock, resume_epoch: int = 0, extra_callbacks=()) -> L.Trainer:
     # Gradient clipping is done by the module (per restart, manual optimisation): not a Trainer option.
     options = {k: v for k, v in settings.trainer.options.items() if k != "gradient_clip_algorithm"}
     return L.Trainer(
         **options,
         max_epochs=settings.trainer.max_epochs,
         default_root_dir=str(run_dir),
-        callbacks=[*build_callbacks(settings, run_dir), clock],
+        callbacks=[*build_callbacks(settings, run_dir), *extra_callbacks, clock],
         logger=build_loggers(settings, run_dir, resume_epoch) or False,
         enable_model_summary=False,
     )

@@ -67,3 +67,39 @@ class RunClock(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.earlier_s = float(state_dict.get("elapsed_s", 0.0))
+
+
+class WarmStartPatience(L.Callback):
+    """Stop a warm-started run (model.init=moment) whose trained epochs have not beaten the warm
+    start within `patience` epochs: no validation selection score below `bar` (the warm start's score
+    less model.warm_start_margin null spreads). Such a run ends with the untrained warm start whatever
+    it trains after, unless a later epoch beats the bar, so the floor trainer.min_epochs (which exists
+    for random starts that need 100 epochs) is waived for it: early stopping's patience with the warm
+    start as its best epoch. A run with an epoch below the bar is left to the usual rules. Its state
+    (whether the bar was beaten) is saved in the checkpoints, so a resumed run stops where the
+    uninterrupted one would have."""
+
+    monitor = "val/selection"  # module._publish logs the value a callback's `monitor` names
+
+    def __init__(self, bar: float, patience: int):
+        self.bar = float(bar)
+        self.patience = int(patience)
+        self.beaten = False
+        self.stopped_epoch: int | None = None
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or self.beaten:
+            return
+        score = trainer.callback_metrics.get(self.monitor)
+        if score is not None and float(score) < self.bar:
+            self.beaten = True
+        elif trainer.current_epoch + 1 >= self.patience:
+            trainer.fit_loop.min_epochs = 0  # the floor is for runs that train towards something
+            trainer.should_stop = True
+            self.stopped_epoch = trainer.current_epoch
+
+    def state_dict(self) -> dict:
+        return {"beaten": self.beaten}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.beaten = bool(state_dict.get("beaten", False))

@@ -100,6 +100,8 @@ class ModelSettings:
     whiten_dims: int | None = None  # whitening keeps only this many principal directions; None: all with variance
     # init=moment: a trained copy replaces the warm start only below its score less this many null spreads
     warm_start_margin: float = 0.0
+    # init=moment: stop once this many epochs passed with none below the warm start's bar; None: off
+    warm_start_patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ class RunSettings:
             init=str(m.get("init", "random")),
             whiten_dims=m.get("whiten_dims"),
             warm_start_margin=float(m.get("warm_start_margin", 0.0)),
+            warm_start_patience=m.get("warm_start_patience"),
         )
         data = DataSettings(dm.pop("name"), int(dm.pop("batch_size")), dm)
         trainer = TrainerSettings(int(tr.pop("max_epochs")), tr, dict(c.get("callbacks") or {}), dict(c.get("logger") or {}))
@@ -212,6 +215,7 @@ class RunSettings:
             "restart_selection_epochs": m.restart_selection_epochs,
             "init": m.init,
             "warm_start_margin": m.warm_start_margin,
+            "warm_start_patience": m.warm_start_patience,
             "whiten": m.whiten,
             "whiten_dims": m.whiten_dims,
             "penalty_weight": p.scale,

@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mdcrl import __version__
 from mdcrl.builders import WARM_COPY, build_data, build_module, build_trainer, check_model_memory, model_dims, set_threads
-from mdcrl.callbacks import RunClock
+from mdcrl.callbacks import RunClock, WarmStartPatience
 from mdcrl.console import quiet_lightning
 from mdcrl.data import MultiDomainData, MultiDomainDataModule
 from mdcrl.data.encoded import save_encoded
@@ -154,11 +154,15 @@ def train_and_evaluate(
         info["whitening"] = {"input_dim": int(input_map.shape[0]), "whitened_dim": int(input_map.shape[1])}
     setup_start = time.perf_counter()
     warm = save_warm_start(module, run_dir, data, batch_size) if module.warm_start is not None else None
+    patience = None
     if warm is not None:  # a trained copy replaces the warm start only by more than the score's own noise
         warm["margin"] = settings.model.warm_start_margin
         warm["bar"] = warm["selection"] - warm["margin"] * warm["selection_null_std"]
+        warm["patience"] = settings.model.warm_start_patience
+        if warm["patience"] is not None:
+            patience = WarmStartPatience(warm["bar"], warm["patience"])
     with quiet_lightning():
-        trainer = build_trainer(settings, run_dir, clock, previous.resume_epoch)
+        trainer = build_trainer(settings, run_dir, clock, previous.resume_epoch, extra_callbacks=[patience] if patience else [])
         info["setup_time_s"] = info.get("setup_time_s", 0.0) + time.perf_counter() - setup_start
         fit_start = time.perf_counter()
         # weights_only: a checkpoint holds tensors and plain values only; unpickling anything else
@@ -169,6 +173,7 @@ def train_and_evaluate(
     if warm is not None:  # with the best trained epoch's score: how far training came below the bar
         trained = getattr(trainer.checkpoint_callback, "best_model_score", None)
         warm["best_trained_selection"] = None if trained is None else float(trained)
+        warm["stopped_by_patience"] = patience is not None and patience.stopped_epoch is not None
         info["warm_start"] = {**warm, "kept_untrained": module.warm_start_kept, **module.warm_start.summary()}
     info["epochs"] = int(trainer.current_epoch)
     info["optimizer_steps"] = int(trainer.global_step)

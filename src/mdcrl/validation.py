@@ -35,7 +35,7 @@ MODEL_KEYS = {
     "z_dim", "z_dim_invariant", "z_dim_invariant_fraction", "restarts", "restart_selection_epochs", "whiten", "init",
     "penalty_weight", "penalty_reduction", "penalty_criterion", "minmax_loss", "mmd_loss", "stddev_loss", "whiten_dims",
     "hinge_loss_weight", "hinge_loss", "optimizer", "scheduler", "save_encoded_data", "autoencoder", "penalty_standardize",
-    "warm_start_margin",
+    "warm_start_margin", "warm_start_patience",
 }  # fmt: skip
 TOP_KEYS = {
     "datamodule", "model", "trainer", "callbacks", "logger", "seed", "run_path", "ckpt_path", "print_metrics",
@@ -99,6 +99,7 @@ NUMBER_SETTINGS = [
     ("model.penalty_weight", "real", 0, False),
     ("model.hinge_loss_weight", "real", 0, False),
     ("model.warm_start_margin", "real", 0, False),
+    ("model.warm_start_patience", "int", 1, True),
     ("model.minmax_loss.top_k", "int", 1, False),
     ("model.mmd_loss.fix_sigma", "real", None, True),
     ("model.mmd_loss.kernel_number", "int", 1, False),
