@@ -152,7 +152,8 @@ def test_a_run_that_never_beats_the_warm_start_stops_after_the_patience_with_the
 
 
 def test_a_run_that_beats_the_warm_start_is_not_stopped_by_the_patience(tmp_path, compose):
-    run(compose(["model.warm_start_margin=0", "model.warm_start_patience=1", "trainer.max_epochs=5", "trainer.min_epochs=5"]), run_dir=tmp_path)
+    beaten = ["model.warm_start_margin=0", "model.warm_start_patience=1", "trainer.max_epochs=5", "trainer.min_epochs=5"]
+    run(compose(beaten), run_dir=tmp_path)
     _, info = _metrics(tmp_path)
     assert info["warm_start"]["best_trained_selection"] < info["warm_start"]["bar"]
     assert info["epochs"] == 5 and info["warm_start"]["stopped_by_patience"] is False
