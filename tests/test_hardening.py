@@ -94,17 +94,19 @@ def test_kill_and_resume_keeps_curves_and_gives_the_uninterrupted_metrics(tmp_pa
 
 def test_kill_and_resume_keeps_the_warm_start_patience_state(tmp_path, compose, monkeypatch):
     # The first epoch beats the warm start's bar (margin 0), so the patience of 2 must not stop the
-    # run, also after a kill at epoch 3 and a resume: whether the bar was beaten is in the checkpoint.
+    # run but narrow it to the leading warm copy, also after a kill at epoch 3 and a resume: both
+    # decisions are in the checkpoint.
     cfg = compose(["model.warm_start_margin=0", "model.warm_start_patience=2", "trainer.max_epochs=6", "trainer.min_epochs=6"])
     run(cfg, run_dir=tmp_path / "whole")
     killed_once(monkeypatch, 3)
     with pytest.raises(BaseException, match="killed"):
         run(cfg, run_dir=tmp_path / "resumed")
     state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
-    assert state["WarmStartPatience"] == {"beaten": True}
+    assert state["WarmStartPatience"] == {"beaten": True, "narrowed_from": 2}
     run(cfg, run_dir=tmp_path / "resumed")
     infos = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("whole", "resumed")]
     assert [i["epochs"] for i in infos] == [6, 6] and infos[1]["attempts"] == 2
+    assert [i["warm_start"]["narrowed_to_warm_copy_at"] for i in infos] == [2, 2]
     whole, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "resumed"))
     assert resumed == whole
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -151,12 +152,21 @@ def test_a_run_that_never_beats_the_warm_start_stops_after_the_patience_with_the
     assert short["selection_found"] == full["selection_found"]
 
 
-def test_a_run_that_beats_the_warm_start_is_not_stopped_by_the_patience(tmp_path, compose):
+def test_a_run_that_beats_the_warm_start_goes_on_with_the_warm_copy_alone_when_it_leads(tmp_path, compose):
+    # After one epoch the trained warm copy beats the warm start's bar (margin 0) and leads the three
+    # random copies: the run is not stopped, and from epoch 1 only the warm copy trains.
     beaten = ["model.warm_start_margin=0", "model.warm_start_patience=1", "trainer.max_epochs=5", "trainer.min_epochs=5"]
-    run(compose(beaten), run_dir=tmp_path)
-    _, info = _metrics(tmp_path)
-    assert info["warm_start"]["best_trained_selection"] < info["warm_start"]["bar"]
-    assert info["epochs"] == 5 and info["warm_start"]["stopped_by_patience"] is False
+    run(compose(beaten), run_dir=tmp_path / "patience")
+    run(compose([*beaten, "model.warm_start_patience=null"]), run_dir=tmp_path / "off")
+    (metrics, info), (off, off_info) = _metrics(tmp_path / "patience"), _metrics(tmp_path / "off")
+    warm = info["warm_start"]
+    assert warm["best_trained_selection"] < warm["bar"]
+    assert info["epochs"] == 5 and warm["stopped_by_patience"] is False
+    assert warm["narrowed_to_warm_copy_at"] == 1 and info["chosen_restart"] == off_info["chosen_restart"] == 0
+    # the warm copy trains exactly as it does beside the others (the copies share nothing)
+    assert metrics["r2_zinv_from_hinv"] == pytest.approx(off["r2_zinv_from_hinv"], abs=1e-6)
+    curves = pd.read_csv(tmp_path / "patience" / "csv" / "metrics.csv")
+    assert curves["val/selection_restart1"].notna().sum() == 1  # the other copies were scored at epoch 0 only
 
 
 def test_warm_start_patience_must_be_a_positive_number_of_epochs(compose):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 
 
 class LatentScatterPlot(L.Callback):
@@ -70,36 +71,60 @@ class RunClock(L.Callback):
 
 
 class WarmStartPatience(L.Callback):
-    """Stop a warm-started run (model.init=moment) whose trained epochs have not beaten the warm
-    start within `patience` epochs: no validation selection score below `bar` (the warm start's score
-    less model.warm_start_margin null spreads). Such a run ends with the untrained warm start whatever
-    it trains after, unless a later epoch beats the bar, so the floor trainer.min_epochs (which exists
-    for random starts that need 100 epochs) is waived for it: early stopping's patience with the warm
-    start as its best epoch. A run with an epoch below the bar is left to the usual rules. Its state
-    (whether the bar was beaten) is saved in the checkpoints, so a resumed run stops where the
-    uninterrupted one would have."""
+    """What a warm-started run (model.init=moment) decides after `patience` epochs (model.warm_start_patience):
+
+    - no epoch has scored below `bar` (the warm start's validation selection score less
+      model.warm_start_margin null spreads): stop. The run ends with the untrained warm start unless a
+      later epoch beats the bar, so the floor trainer.min_epochs (which exists for random starts that
+      need 100 epochs) is waived for it: early stopping's patience with the warm start as its best epoch;
+    - the trained warm copy (`warm_copy`) scores below every other restart by more than that margin
+      (`margin_scores`: margin x null spread): the choice of restart is made, and only the warm copy
+      trains on (as after model.restart_selection_epochs, only earlier);
+    - otherwise the usual rules go on.
+    The decisions (was the bar beaten, the epoch the restarts narrowed) are saved in the checkpoints, so
+    a resumed run does what the uninterrupted one did."""
 
     monitor = "val/selection"  # module._publish logs the value a callback's `monitor` names
 
-    def __init__(self, bar: float, patience: int):
+    def __init__(self, bar: float, patience: int, warm_copy: int = 0, margin_score: float = 0.0):
         self.bar = float(bar)
         self.patience = int(patience)
+        self.warm_copy = int(warm_copy)
+        self.margin_score = float(margin_score)
         self.beaten = False
+        self.narrowed_from: int | None = None  # the first epoch that trains the warm copy alone
         self.stopped_epoch: int | None = None
 
+    def on_train_epoch_start(self, trainer, pl_module):  # before the module's hook, which narrows
+        if self.narrowed_from is not None:
+            current = pl_module.restart_selection_epochs
+            pl_module.restart_selection_epochs = self.narrowed_from if current is None else min(current, self.narrowed_from)
+
     def on_validation_end(self, trainer, pl_module):
-        if trainer.sanity_checking or self.beaten:
+        if trainer.sanity_checking:
             return
         score = trainer.callback_metrics.get(self.monitor)
         if score is not None and float(score) < self.bar:
             self.beaten = True
-        elif trainer.current_epoch + 1 >= self.patience:
+        if trainer.current_epoch + 1 != self.patience:
+            return
+        if not self.beaten:
             trainer.fit_loop.min_epochs = 0  # the floor is for runs that train towards something
             trainer.should_stop = True
             self.stopped_epoch = trainer.current_epoch
+        elif self._warm_copy_leads(pl_module):
+            self.narrowed_from = trainer.current_epoch + 1
+
+    def _warm_copy_leads(self, pl_module) -> bool:
+        scores = getattr(pl_module, "last_selection", None)
+        if scores is None or len(scores) < 2 or pl_module.autoencoder.only_chosen:
+            return False
+        others = torch.cat([scores[: self.warm_copy], scores[self.warm_copy + 1 :]])
+        return bool((others - scores[self.warm_copy]).min() > self.margin_score)
 
     def state_dict(self) -> dict:
-        return {"beaten": self.beaten}
+        return {"beaten": self.beaten, "narrowed_from": self.narrowed_from}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.beaten = bool(state_dict.get("beaten", False))
+        self.narrowed_from = state_dict.get("narrowed_from")

@@ -74,6 +74,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         self._epoch_sums: dict = {}
         self.warm_start = None  # the moment estimate copy builders.WARM_COPY started from (model.init=moment)
         self.warm_start_kept = False  # set after fitting: the untrained warm start won the selection
+        self.last_selection: torch.Tensor | None = None  # the last validation epoch's selection score per copy (R,)
 
     # -- objective ---------------------------------------------------------------------------
     def penalty_terms(self, h_s: torch.Tensor, domains: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
@@ -297,6 +298,8 @@ class MultiDomainAutoencoder(L.LightningModule):
             recon = sums["recon_mse"] / sums["_count"]
             with torch.no_grad():
                 selection = self.heldout_selection(recon, [(h, d) for h, _, d in outputs])
+        if selection is not None and not self.trainer.sanity_checking:
+            self.last_selection = selection.detach()  # every copy's score (callbacks.WarmStartPatience)
         values = self._epoch_values("val", selection)
         if selection is not None and len(selection) > 1:  # every copy's score, for when the restarts separate
             values.update({f"val/selection_restart{r}": score for r, score in enumerate(selection)})
