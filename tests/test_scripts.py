@@ -52,3 +52,23 @@ def test_warm_start_margin_table_reads_the_recorded_margin_of_each_run(tmp_path,
     assert (value > 2) == (warm["kept_untrained"] is False)
     script.main([str(tmp_path), "--penalty", "minmax"])
     assert "| minmax | independent | 8 | 4 |" in capsys.readouterr().out
+
+
+def test_warm_start_patience_replay_reads_the_decisions_off_the_curves(tmp_path, compose, capsys):
+    # a run that beat its bar at epoch 0 and whose warm copy led: any shorter patience narrows to the
+    # warm copy, which the run ended with: the same outcome
+    beaten = ["model.warm_start_margin=0", "model.warm_start_patience=3", "trainer.max_epochs=6", "trainer.min_epochs=6"]
+    run(compose(beaten), run_dir=tmp_path / "run-a")
+    script = load_script("warm_start_patience_replay")
+    recorded = load_run(tmp_path / "run-a")
+    assert recorded.info["warm_start"]["narrowed_to_warm_copy_at"] == 3 and recorded.info["chosen_restart"] == 0
+    assert script.first_below(script.curves(recorded), recorded.info["warm_start"]["bar"]) == 0
+    assert script.replay(recorded, 2) == "same"
+    # the same curves against a bar that only epoch 1 and later beat: patience 1 would have stopped
+    # the run with the warm start, where the recorded patience 3 let it train on
+    first_score = script.curves(recorded)[0]["val/selection"]
+    recorded.info["warm_start"]["bar"] = first_score
+    assert script.first_below(script.curves(recorded), first_score) == 1
+    assert script.replay(recorded, 1) == "changed"
+    script.main([str(tmp_path), "--patience", "2"])
+    assert "| minmax | independent | 1 | 0: 1 | 1 / 0 / 0 |" in capsys.readouterr().out
