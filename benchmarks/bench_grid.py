@@ -8,7 +8,11 @@
    imports, Hydra, validation, exit), data, set-up (model, warm start, Trainer, callbacks, loggers),
    training, evaluation, the rest (writing the run directory).
 
-Run: python benchmarks/bench_grid.py [--skip-slice]   (about a minute)
+3. with --mmd-slice instead: the seed's MMD command (independent SCM) on z_dim 16, num_domains 4, 8,
+   seeds 1235, 4256, without (model.warm_start_patience=null) and with the default patience, one
+   after the other: wall times, epochs, metrics and their ratio.
+
+Run: python benchmarks/bench_grid.py [--skip-slice | --mmd-slice]   (about a minute; --mmd-slice a few)
 To time another checkout, run its copy of this file with PYTHONPATH=<checkout>/src.
 """
 
@@ -55,6 +59,31 @@ def grid_slice() -> float:
     return wall
 
 
+# The seed README's MMD command (independent SCM) on a slice of the grid, for the warm start's patience.
+MMD_SLICE = [
+    *[o for o in SLICE if not o.startswith(("model.penalty_criterion.", "logger.wandb.tags="))],
+    "model.penalty_criterion.minmax=0.",
+    "model.penalty_criterion.mmd=1.",
+    "model.mmd_loss.fix_sigma=null",
+    'logger.wandb.tags=["linear-uniform","mmd"]',
+    "datamodule.dataset.corr_prob=0.0",
+]
+
+
+def mmd_slice(patience: str) -> tuple[float, list]:
+    """The MMD slice (z_dim 16 only: 4 runs) with model.warm_start_patience=<patience>: wall, epochs, r2."""
+    overrides = [o if not o.startswith("datamodule.dataset.z_dim=") else "datamodule.dataset.z_dim=16" for o in MMD_SLICE]
+    with tempfile.TemporaryDirectory() as tmp:
+        wall = entry_point_time([*overrides, f"model.warm_start_patience={patience}", f"hydra.sweep.dir={tmp}"], multirun=True)
+        runs = [json.loads(p.read_text()) for p in sorted(Path(tmp).glob("*/run.json"))]
+        metrics = [json.loads(p.read_text()) for p in sorted(Path(tmp).glob("*/metrics.json"))]
+    epochs = [r["epochs"] for r in runs]
+    r2 = [round(m["r2_zinv_from_hinv"], 6) for m in metrics]
+    print(f"MMD slice, warm_start_patience={patience}: {len(runs)} runs in {wall:.1f} s wall")
+    print(f"  epochs {epochs}, r2_zinv_from_hinv {r2}")
+    return wall, r2
+
+
 def breakdown() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         wall = entry_point_time([f"hydra.run.dir={tmp}"])
@@ -78,7 +107,15 @@ def breakdown() -> float:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-slice", action="store_true")
+    parser.add_argument(
+        "--mmd-slice", action="store_true", help="only the MMD slice (z_dim 16, 4 runs) without and with the patience"
+    )
     args = parser.parse_args()
+    if args.mmd_slice:
+        before, before_r2 = mmd_slice("null")
+        after, after_r2 = mmd_slice("10")
+        print(f"patience 10 / none: {after / before:.2f}x wall; same metrics: {before_r2 == after_r2}")
+        return
     default_wall = breakdown()
     if not args.skip_slice:
         slice_wall = grid_slice()
