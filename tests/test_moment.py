@@ -169,6 +169,18 @@ def test_a_run_that_beats_the_warm_start_goes_on_with_the_warm_copy_alone_when_i
     assert curves["val/selection_restart1"].notna().sum() == 1  # the other copies were scored at epoch 0 only
 
 
+def test_a_run_narrowed_to_the_warm_copy_is_ended_by_early_stopping_without_the_floor(tmp_path, compose):
+    # early stopping that sees no improvement (min_delta 10) with patience 1: held back by the floor
+    # of 6 epochs without the warm start's patience; with it, the run narrowed to the leading warm
+    # copy after epoch 0 is a refinement, and early stopping ends it after epoch 1
+    never_better = ["callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=1"]
+    common = ["model.warm_start_margin=0", "trainer.max_epochs=6", "trainer.min_epochs=6", *never_better]
+    run(compose([*common, "model.warm_start_patience=null"]), run_dir=tmp_path / "off")
+    run(compose([*common, "model.warm_start_patience=1"]), run_dir=tmp_path / "on")
+    (_, off), (_, on) = _metrics(tmp_path / "off"), _metrics(tmp_path / "on")
+    assert off["epochs"] == 6 and on["warm_start"]["narrowed_to_warm_copy_at"] == 1 and on["epochs"] == 2
+
+
 def test_warm_start_patience_must_be_a_positive_number_of_epochs(compose):
     from mdcrl.validation import validate_config
 

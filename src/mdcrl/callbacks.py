@@ -78,8 +78,9 @@ class WarmStartPatience(L.Callback):
       later epoch beats the bar, so the floor trainer.min_epochs (which exists for random starts that
       need 100 epochs) is waived for it: early stopping's patience with the warm start as its best epoch;
     - the trained warm copy (`warm_copy`) scores below every other restart by more than that margin
-      (`margin_scores`: margin x null spread): the choice of restart is made, and only the warm copy
-      trains on (as after model.restart_selection_epochs, only earlier);
+      (`margin_score`: margin x null spread): the choice of restart is made, and only the warm copy
+      trains on (as after model.restart_selection_epochs, only earlier), as a refinement of the warm
+      start: the floor is waived too, and early stopping's own rule ends it;
     - otherwise the usual rules go on.
     The decisions (was the bar beaten, the epoch the restarts narrowed) are saved in the checkpoints, so
     a resumed run does what the uninterrupted one did."""
@@ -96,7 +97,8 @@ class WarmStartPatience(L.Callback):
         self.stopped_epoch: int | None = None
 
     def on_train_epoch_start(self, trainer, pl_module):  # before the module's hook, which narrows
-        if self.narrowed_from is not None:
+        if self.narrowed_from is not None:  # also after a resume (the decision is in the checkpoint)
+            trainer.fit_loop.min_epochs = 0
             current = pl_module.restart_selection_epochs
             pl_module.restart_selection_epochs = self.narrowed_from if current is None else min(current, self.narrowed_from)
 
@@ -114,6 +116,7 @@ class WarmStartPatience(L.Callback):
             self.stopped_epoch = trainer.current_epoch
         elif self._warm_copy_leads(pl_module):
             self.narrowed_from = trainer.current_epoch + 1
+            trainer.fit_loop.min_epochs = 0
 
     def _warm_copy_leads(self, pl_module) -> bool:
         scores = getattr(pl_module, "last_selection", None)
