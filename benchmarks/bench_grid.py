@@ -75,8 +75,12 @@ def mmd_slice(patience: str) -> tuple[float, list]:
     overrides = [o if not o.startswith("datamodule.dataset.z_dim=") else "datamodule.dataset.z_dim=16" for o in MMD_SLICE]
     with tempfile.TemporaryDirectory() as tmp:
         wall = entry_point_time([*overrides, f"model.warm_start_patience={patience}", f"hydra.sweep.dir={tmp}"], multirun=True)
-        runs = [json.loads(p.read_text()) for p in sorted(Path(tmp).glob("*/run.json"))]
-        metrics = [json.loads(p.read_text()) for p in sorted(Path(tmp).glob("*/metrics.json"))]
+        # in the order of (num_domains, seed): the run directories' names depend on the overrides
+        done = [
+            (json.loads((d / "run.json").read_text()), json.loads((d / "metrics.json").read_text()))
+            for d in Path(tmp).glob("run-*")
+        ]
+    runs, metrics = zip(*sorted(done, key=lambda pair: (pair[0]["data"]["num_domains"], pair[0]["seed"])))
     epochs = [r["epochs"] for r in runs]
     r2 = [round(m["r2_zinv_from_hinv"], 6) for m in metrics]
     print(f"MMD slice, warm_start_patience={patience}: {len(runs)} runs in {wall:.1f} s wall")
