@@ -5,6 +5,7 @@
 
 Rows z_dim x num_domains; columns: each method of the "after" report, and beside it the same column
 of the "before" report where it has one (cells: mean ± std over seeds, 4 decimals; n when not 5).
+With --tolerance T, then every (cell, method) whose mean moved by more than T, largest drop first.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main(argv=None) -> None:
     parser.add_argument("after", type=str)
     parser.add_argument("--metric", default="r2_zinv_from_hinv")
     parser.add_argument("--scm", default="independent", help="independent | dynamic")
+    parser.add_argument(
+        "--tolerance", type=float, default=None, help="also list every cell whose mean moved by more than this (after - before)"
+    )
     args = parser.parse_args(argv)
     frames = {}
     for name, path in (("before", args.before), ("after", args.after)):
@@ -53,6 +57,21 @@ def main(argv=None) -> None:
                 row.append(cell(frames["before"].get((z, k, method))))
             row.append(cell(frames["after"].get((z, k, method))))
         print("| " + " | ".join(row) + " |")
+    if args.tolerance is not None:
+        print_changes(frames, args.tolerance)
+
+
+def print_changes(frames: dict, tolerance: float) -> None:
+    """Every (cell, method) present before and after whose mean moved by more than ``tolerance``."""
+    moved = []
+    for key, after in frames["after"].items():
+        before = frames["before"].get(key)
+        if before is not None and abs(after["mean"] - before["mean"]) > tolerance:
+            moved.append((after["mean"] - before["mean"], key, before["mean"], after["mean"]))
+    shared = sum(key in frames["before"] for key in frames["after"])
+    print(f"\n{len(moved)} of {shared} (cell, method) means moved by more than {tolerance}:\n")
+    for change, (z, k, method), before, after in sorted(moved):
+        print(f"- ({z}, {k}) {method.rsplit(',', 1)[0]}: {before:.4f} -> {after:.4f} ({change:+.4f})")
 
 
 if __name__ == "__main__":

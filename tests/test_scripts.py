@@ -72,3 +72,17 @@ def test_warm_start_patience_replay_reads_the_decisions_off_the_curves(tmp_path,
     assert script.replay(recorded, 1) == "changed"
     script.main([str(tmp_path), "--patience", "2"])
     assert "| minmax | independent | 1 | 0: 1 | 1 / 0 / 0 |" in capsys.readouterr().out
+
+
+def test_compare_linear_grid_lists_the_cells_that_moved_beyond_the_tolerance(tmp_path, capsys):
+    header = "z_dim,num_domains,column,metric,mean,std,count,identifiable,gap\n"
+    rows = {
+        "before": ['8,2,"mmd, independent",r2_zinv_from_hinv,0.99,0.01,5,,', '8,4,"mmd, independent",r2_zinv_from_hinv,0.95,0.01,5,,'],
+        "after": ['8,2,"mmd, independent",r2_zinv_from_hinv,0.9895,0.01,5,,', '8,4,"mmd, independent",r2_zinv_from_hinv,0.93,0.01,5,,'],
+    }
+    for name, lines in rows.items():
+        (tmp_path / f"{name}.csv").write_text(header + "\n".join(lines) + "\n")
+    load_script("compare_linear_grid").main([str(tmp_path / "before.csv"), str(tmp_path / "after.csv"), "--tolerance", "0.001"])
+    out = capsys.readouterr().out
+    assert "| 8 | 4 | 0.9500 ± 0.0100 | 0.9300 ± 0.0100 |" in out
+    assert "1 of 2 (cell, method) means moved by more than 0.001" in out and "(8, 4) mmd: 0.9500 -> 0.9300 (-0.0200)" in out
