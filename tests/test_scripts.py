@@ -76,9 +76,10 @@ def test_warm_start_patience_replay_reads_the_decisions_off_the_curves(tmp_path,
 
 def test_compare_linear_grid_lists_the_cells_that_moved_beyond_the_tolerance(tmp_path, capsys):
     header = "z_dim,num_domains,column,metric,mean,std,count,identifiable,gap\n"
+    row = '8,{k},"mmd, independent",r2_zinv_from_hinv,{mean},0.01,5,,'
     rows = {
-        "before": ['8,2,"mmd, independent",r2_zinv_from_hinv,0.99,0.01,5,,', '8,4,"mmd, independent",r2_zinv_from_hinv,0.95,0.01,5,,'],
-        "after": ['8,2,"mmd, independent",r2_zinv_from_hinv,0.9895,0.01,5,,', '8,4,"mmd, independent",r2_zinv_from_hinv,0.93,0.01,5,,'],
+        "before": [row.format(k=2, mean=0.99), row.format(k=4, mean=0.95)],
+        "after": [row.format(k=2, mean=0.9895), row.format(k=4, mean=0.93)],
     }
     for name, lines in rows.items():
         (tmp_path / f"{name}.csv").write_text(header + "\n".join(lines) + "\n")
