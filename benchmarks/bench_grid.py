@@ -117,8 +117,8 @@ def main():
     args = parser.parse_args()
     if args.mmd_slice:
         before, before_r2 = mmd_slice("null")
-        after, after_r2 = mmd_slice("10")
-        print(f"patience 10 / none: {after / before:.2f}x wall; same metrics: {before_r2 == after_r2}")
+        after, after_r2 = mmd_slice("20")
+        print(f"patience 20 / none: {after / before:.2f}x wall; same metrics: {before_r2 == after_r2}")
         return
     default_wall = breakdown()
     if not args.skip_slice:
