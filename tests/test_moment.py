@@ -285,3 +285,8 @@ def test_no_optimisation_gap_without_a_penalty(tmp_path, compose, no_penalty):
     # alone: nothing marks the truth's stable block
     metrics = run(compose([no_penalty, "trainer.max_epochs=2", "trainer.min_epochs=0"]), run_dir=tmp_path)
     assert "selection_found" not in metrics and "selection_at_truth" not in metrics
+    # ...and no copy starts at the moment estimate (an invariance estimate of its own): the
+    # no-penalty control must not report a separation its objective never asked for
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["init_used"] == "random" and "warm_start" not in info and "eigengap" not in metrics
+    assert not (tmp_path / "checkpoints" / "warm_start.ckpt").exists()

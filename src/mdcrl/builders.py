@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from mdcrl.moment import MomentEstimate, moment_stable_subspace
 from mdcrl.rundir import CurveLogger
 from mdcrl.settings import ModelSettings, RunSettings
 from mdcrl.validation import check_memory
+
+log = logging.getLogger(__name__)
 
 
 def min_per_domain(settings: RunSettings) -> int:
@@ -188,10 +191,18 @@ def moment_warm_start(autoencoder: Autoencoder, data: MultiDomainData, z_dim: in
 
 def build_module(settings: RunSettings, data: MultiDomainData) -> MultiDomainAutoencoder:
     """The training module; with model.init=moment, ``module.warm_start`` is the moment estimate that
-    copy WARM_COPY starts from (None otherwise)."""
+    copy WARM_COPY starts from (None otherwise).
+
+    A run without an invariance penalty (every weight 0: the no-penalty control) starts every copy
+    at random even with model.init=moment: the estimate is itself an invariance method, and a plain
+    autoencoder kept there would report a separation its objective never asked for."""
     z_dim, d_s = model_dims(settings.model, data)
     autoencoder = build_autoencoder_for(settings.model, data, z_dim)
-    warm = moment_warm_start(autoencoder, data, z_dim, d_s) if settings.model.init == "moment" else None
+    warm = None
+    if settings.model.init == "moment" and settings.penalties.invariance_enabled:
+        warm = moment_warm_start(autoencoder, data, z_dim, d_s)
+    elif settings.model.init == "moment":
+        log.info("model.init=moment: no invariance penalty in this run (the no-penalty control), so every copy starts at random")
     module = MultiDomainAutoencoder(
         autoencoder=autoencoder,
         num_domains=data.num_domains,

@@ -73,7 +73,12 @@ class PenaltySettings:
     @property
     def any_enabled(self) -> bool:
         """Whether the objective holds any penalty term (else it is reconstruction alone)."""
-        return (self.scale > 0 and any(w > 0 for w in self.weights.values())) or self.hinge_weight > 0
+        return self.invariance_enabled or self.hinge_weight > 0
+
+    @property
+    def invariance_enabled(self) -> bool:
+        """Whether the objective holds an invariance penalty (min-max, MMD or stddev) with a weight > 0."""
+        return self.scale > 0 and any(w > 0 for w in self.weights.values())
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,7 @@ def locked_fit_run(settings: RunSettings, run_dir: Path, data: MultiDomainData |
     if "source" in data.metadata:  # which digits a coloured-digits run used (the embedded ones or a file, its sha256)
         info["data"]["source"] = data.metadata["source"]
     info["data_time_s"] = data_time_s
+    info["init_used"] = "moment" if module.warm_start is not None else "random"  # random without an invariance penalty
     info["setup_time_s"] = time.perf_counter() - setup_start  # the model, warm start and run directory; + the Trainer below
     if previous.resume_from:
         log.info("resuming the unfinished run in %s from %s (epoch %d)", run_dir, previous.resume_from, previous.resume_epoch)
