@@ -102,11 +102,50 @@ def test_kill_and_resume_keeps_the_warm_start_patience_state(tmp_path, compose, 
     with pytest.raises(BaseException, match="killed"):
         run(cfg, run_dir=tmp_path / "resumed")
     state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
-    assert state["WarmStartPatience"] == {"beaten": True, "narrowed_from": 2}
+    assert state["WarmStartPatience"] == {"beaten": True, "narrowed_from": 2, "stopped_epoch": None}
+    assert state["StopMemory"] == {"stopped": False}
     run(cfg, run_dir=tmp_path / "resumed")
     infos = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("whole", "resumed")]
     assert [i["epochs"] for i in infos] == [6, 6] and infos[1]["attempts"] == 2
     assert [i["warm_start"]["narrowed_to_warm_copy_at"] for i in infos] == [2, 2]
+    whole, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "resumed"))
+    assert resumed == whole
+
+
+@pytest.mark.parametrize(
+    "stopper",
+    [
+        # the warm start's patience: no epoch can beat the bar (margin 1000), the run stops after 2 epochs
+        ["model.warm_start_margin=1000", "model.warm_start_patience=2", "trainer.min_epochs=6"],
+        # early stopping: no epoch improves by 10, so with patience 1 it stops after the floor of 3 epochs
+        ["callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=1", "trainer.min_epochs=3"],
+    ],
+    ids=["warm-start-patience", "early-stopping"],
+)
+def test_a_kill_between_the_fit_and_the_evaluation_resumes_to_the_same_stop(tmp_path, compose, monkeypatch, stopper):
+    # Lightning does not checkpoint its decision to stop: resumed from last.ckpt, such a run trained on
+    # (to the floor, or max_epochs) and could end elsewhere than the uninterrupted run.
+    cfg = compose([*stopper, "trainer.max_epochs=8"])
+    run(cfg, run_dir=tmp_path / "whole")
+    import mdcrl.train
+
+    evaluate = mdcrl.train.evaluate
+    calls = []
+
+    def killed_in_evaluation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("killed")
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(mdcrl.train, "evaluate", killed_in_evaluation)
+    with pytest.raises(BaseException, match="killed"):
+        run(cfg, run_dir=tmp_path / "resumed")
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    run(cfg, run_dir=tmp_path / "resumed")
+    infos = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("whole", "resumed")]
+    assert infos[0]["epochs"] < 8 and infos[1]["epochs"] == infos[0]["epochs"] and infos[1]["attempts"] == 2
+    assert infos[1].get("warm_start", {}).get("stopped_by_patience") == infos[0].get("warm_start", {}).get("stopped_by_patience")
     whole, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "resumed"))
     assert resumed == whole
 

@@ -116,7 +116,8 @@ def test_workers_stop_when_the_launcher_is_terminated(tmp_path):
     # SIGTERM to the launcher alone (not its process group): its workers used to train on, orphaned,
     # holding the run locks; now each stops within seconds and leaves its run to be resumed
     sweep = tmp_path / "sweep"
-    cmd = sweep_command(sweep, "trainer.max_epochs=5000", "trainer.min_epochs=5000")
+    # runs that cannot end by themselves (the warm start's patience waives the floor)
+    cmd = sweep_command(sweep, "trainer.max_epochs=5000", "trainer.min_epochs=5000", "model.warm_start_patience=null")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         workers, deadline = set(), time.time() + 300

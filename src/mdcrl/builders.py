@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mdcrl.callbacks import RunClock
+from mdcrl.callbacks import RunClock, StopMemory
 from mdcrl.data import MultiDomainData, generate_mixing_data
 from mdcrl.data.balls import balls_settings, generate_balls_data, load_balls_cache, save_balls_cache
 from mdcrl.data.encoded import load_encoded, rescale_to_range, standardize_encodings
@@ -277,7 +277,7 @@ def build_trainer(settings: RunSettings, run_dir: Path, clock: RunClock, resume_
         **options,
         max_epochs=settings.trainer.max_epochs,
         default_root_dir=str(run_dir),
-        callbacks=[*build_callbacks(settings, run_dir), *extra_callbacks, clock],
+        callbacks=[*build_callbacks(settings, run_dir), *extra_callbacks, StopMemory(), clock],
         logger=build_loggers(settings, run_dir, resume_epoch) or False,
         enable_model_summary=False,
     )

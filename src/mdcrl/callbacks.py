@@ -70,6 +70,36 @@ class RunClock(L.Callback):
         self.earlier_s = float(state_dict.get("elapsed_s", 0.0))
 
 
+class StopMemory(L.Callback):
+    """Lightning does not save a decision to stop (trainer.should_stop) in its checkpoints. A run killed
+    after early stopping or the warm start's patience ended its fit, but before its evaluation was
+    written, would resume from last.ckpt and train on past that epoch (to the floor, or to
+    max_epochs), and end elsewhere than the uninterrupted run. This callback saves the decision with
+    every checkpoint and repeats it when the run resumes."""
+
+    def __init__(self):
+        self.trainer = None
+        self.stopped_before_resume = False
+
+    def setup(self, trainer, pl_module, stage):
+        self.trainer = trainer
+
+    def state_dict(self) -> dict:
+        # Read when a checkpoint is written, after every other callback's on_validation_end (Lightning
+        # runs the checkpoint callbacks last): a stop that the floor trainer.min_epochs overrides is not one.
+        trainer = self.trainer
+        stopped = trainer is not None and trainer.should_stop and trainer.current_epoch + 1 >= (trainer.fit_loop.min_epochs or 0)
+        return {"stopped": bool(stopped)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.stopped_before_resume = bool(state_dict.get("stopped", False))
+
+    def on_train_start(self, trainer, pl_module):
+        if self.stopped_before_resume:
+            trainer.fit_loop.min_epochs = 0
+            trainer.should_stop = True
+
+
 class WarmStartPatience(L.Callback):
     """What a warm-started run (model.init=moment) decides after `patience` epochs (model.warm_start_patience):
 
@@ -126,8 +156,9 @@ class WarmStartPatience(L.Callback):
         return bool((others - scores[self.warm_copy]).min() > self.margin_score)
 
     def state_dict(self) -> dict:
-        return {"beaten": self.beaten, "narrowed_from": self.narrowed_from}
+        return {"beaten": self.beaten, "narrowed_from": self.narrowed_from, "stopped_epoch": self.stopped_epoch}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.beaten = bool(state_dict.get("beaten", False))
         self.narrowed_from = state_dict.get("narrowed_from")
+        self.stopped_epoch = state_dict.get("stopped_epoch")
