@@ -2,6 +2,8 @@
 # The coloured-digits runs of docs/results/mnist/README.md at the CPU setting (experiment=mnist_cpu_stage1
 # and mnist_cpu_stage2, the embedded scikit-learn digits), 3 seeds:
 #   scripts/mnist_cpu.sh [--part stage1|stage2|stage2-sigma-null|report]... [--case C]... [hydra overrides...]
+#     stage2-linear:     min-max + MMD stage 2 with the linear autoencoder of the linear grid and its
+#                        moment warm start (LINEAR_STAGE2 below) instead of the MLP (not in the default parts)
 #     stage2-sigma-null: min-max + MMD stage 2 with model.mmd_loss.fix_sigma=null (the MMD bandwidth
 #                        from the batch's mean distance, as the seed's linear MMD commands set it),
 #                        beside the preset's fixed bandwidth 1 (not in the default parts)
@@ -31,6 +33,9 @@ case_overrides() {  # the data settings of a case
     *) echo "error: unknown --case $1; choose digits-independent, digits-dynamic, background-independent or background-dynamic" >&2; exit 2 ;;
   esac
 }
+# The linear grid's autoencoder as stage 2 (PCA-whitened encodings, orthonormal frame, 4 restarts, one
+# of them at the closed-form moment estimate of the stable subspace, lr 0.01), in place of the MLP.
+LINEAR_STAGE2=(model/autoencoder=linear_ae model.init=moment model.whiten=true model.restarts=4 model.optimizer.lr=0.01)
 defaults stage1 stage2 report -- digits-independent digits-dynamic background-independent background-dynamic
 
 stage2() {  # stage2 TAG [overrides...]: stage 2 on every stage-1 run of every case
@@ -47,6 +52,9 @@ fi
 if wanted stage2; then
   stage2 minmax-mmd model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1.
   stage2 none model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=0.
+fi
+if wanted stage2-linear; then
+  stage2 minmax-mmd-linear model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. "${LINEAR_STAGE2[@]}"
 fi
 if wanted stage2-sigma-null; then
   stage2 minmax-mmd-sigma-null model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null

@@ -6,6 +6,7 @@ import json
 import math
 import shlex
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -133,6 +134,24 @@ def test_colours_lie_in_their_domains_ranges_and_the_dynamic_scm_ties_them_to_th
     half = sample_colours(rng, domain, digits, ranges, correlated=True, corr_prob=0.5)
     share_low = (half[high & (domain == 0), 0] < 0.5).mean()
     assert share_low == pytest.approx(0.25, abs=0.03)  # half of them free, half of those below the middle
+
+
+def test_the_colour_r2_of_an_ideal_stable_block_is_zero_only_without_the_dynamic_scm():
+    # oracle_color_r2_from_digit: the colour R^2 of an h_S that holds the digit and nothing else
+    from mdcrl.metrics import digit_colour_metrics
+
+    rng = np.random.default_rng(0)
+    ranges = np.tile([0.0, 1.0], (4, 3, 1))
+    domain, digits = rng.integers(0, 4, size=6000), rng.integers(0, 10, size=6000)
+    references = []
+    for correlated in (False, True):
+        z = np.column_stack([digits, sample_colours(rng, domain, digits, ranges, correlated=correlated, corr_prob=0.8)])
+        h = np.column_stack([np.eye(10)[digits], rng.normal(size=(6000, 2))])  # h_S: the digit alone
+        out = digit_colour_metrics(h[:4000], z[:4000], domain[:4000], h[4000:], z[4000:], domain[4000:], h_dim_stable=10)
+        assert out["color_r2_from_hinv"] == pytest.approx(out["oracle_color_r2_from_digit"], abs=1e-9)
+        references.append(out["oracle_color_r2_from_digit"])
+    # full ranges, p = 0.8: each channel's mean moves by +-0.2 with the digit group, R^2 = 0.04 / (1/12)
+    assert abs(references[0]) < 0.01 and references[1] == pytest.approx(0.48, abs=0.05)
 
 
 @pytest.mark.parametrize("method", ["digits", "background", "fixed_corner", "random_corner"])
@@ -293,6 +312,15 @@ def test_cpu_presets_run_both_stages_and_stage_two_keeps_the_digit(tmp_path):
         run_dir=tmp_path / "s2",
     )
     assert metrics2["color_r2_from_hinv"] < metrics2["color_r2_from_hsp"]  # the colour leaves h_S
+    reference = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "mnist_colour_reference.py"), str(tmp_path / "s1")],
+        capture_output=True,
+        text=True,
+    )
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    # the script reads stage 1's encodings; the run recorded the same value (independent SCM: about 0)
+    oracle = metrics2["oracle_color_r2_from_digit"]
+    assert f"| {oracle:.4f} |" in reference.stdout and abs(oracle) < 0.05
     grid = subprocess.run(
         ["mdcrl-balls-grid", str(tmp_path / "s1"), "--domains", "2"], capture_output=True, text=True, timeout=300
     )
