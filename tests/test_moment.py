@@ -184,8 +184,11 @@ def test_a_run_narrowed_to_the_warm_copy_is_ended_by_early_stopping_without_the_
 def test_warm_start_patience_must_be_a_positive_number_of_epochs(compose):
     from mdcrl.validation import validate_config
 
-    with pytest.raises(ConfigError, match="model.warm_start_patience"):
+    with pytest.raises(ConfigError) as err:
         validate_config(compose(["model.warm_start_patience=0"]))
+    assert str(err.value) == (
+        "model.warm_start_patience=0 must be >= 1; set model.warm_start_patience=<a whole number >= 1> or null."
+    )
 
 
 def test_selection_null_spread_is_the_penalty_noise_of_a_block_without_domain_dependence(compose):

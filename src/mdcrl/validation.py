@@ -159,7 +159,11 @@ def _check_number(path: str, value, kind: str, minimum, nullable: bool) -> None:
     else:
         _require(_is_real(value), f"{path}={value!r} must be a finite number; set {path}=<number>.")
     if minimum is not None:
-        _require(value >= minimum, f"{path}={value!r} must be >= {minimum}.")
+        _require(
+            value >= minimum,
+            f"{path}={value!r} must be >= {minimum}; set {path}=<{'a whole' if kind == 'int' else 'a'} number >= {minimum}>"
+            + (" or null." if nullable else "."),
+        )
 
 
 def _shown(value) -> str:
