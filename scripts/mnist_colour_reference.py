@@ -1,5 +1,5 @@
 """The colour R^2 of an ideal stable block on coloured digits: an h_S that is the digit and nothing
-else (one-hot), probed as metrics.digit_colour_metrics probes h_S. Under the dynamic SCM the colour
+else (one-hot), probed as metrics.digit_colour_metrics probes h_S (metrics.color_r2_from_digit). Under the dynamic SCM the colour
 depends on the digit, so an h_S that keeps the digit keeps some colour: this is the reference for
 color_r2_from_hinv (not a bound: a linear probe of an h_S that holds the digit less linearly can score
 below it). New runs record it as oracle_color_r2_from_digit; this reads it off the held-out splits
@@ -10,19 +10,13 @@ of stage-1 runs made before that metric existed.
 
 import argparse
 
-import numpy as np
-
 from mdcrl.data.encoded import load_encoded
-from mdcrl.metrics import digit_colour_metrics
+from mdcrl.metrics import color_r2_from_digit
 
 
 def colour_reference(run_path) -> float:
     data, _ = load_encoded(run_path, expected_kind="mnist")
-    train, test = data.splits["train"], data.splits["test"]
-    one_hot = np.eye(10)
-    h_train, h_test = one_hot[train.z[:, 0].astype(int)], one_hot[test.z[:, 0].astype(int)]
-    out = digit_colour_metrics(h_train, train.z, train.domain, h_test, test.z, test.domain, h_dim_stable=10)
-    return out["oracle_color_r2_from_digit"]
+    return color_r2_from_digit(data.splits["train"].z, data.splits["test"].z)
 
 
 def main(argv=None) -> None:

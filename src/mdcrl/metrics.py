@@ -195,6 +195,15 @@ def digit_accuracy(h_train, y_train, h_test, y_test) -> float:
     return float(model.score(h_test, y_test))
 
 
+def color_r2_from_digit(z_train: np.ndarray, z_test: np.ndarray) -> float:
+    """What color_r2_from_hinv is for an h_S that is the digit and nothing else (one-hot), from the
+    true latents z = [digit, r, g, b]: under the dynamic SCM the colour depends on the digit (0-4 low,
+    5-9 high), so even that ideal h_S predicts some of it; about 0 under the independent SCM."""
+    one_hot = np.eye(10)
+    digits_train, digits_test = z_train[:, 0].astype(np.int64), z_test[:, 0].astype(np.int64)
+    return heldout_r2(one_hot[digits_train], z_train[:, 1:], one_hot[digits_test], z_test[:, 1:])
+
+
 def digit_colour_metrics(h_train, z_train, d_train, h_test, z_test, d_test, h_dim_stable: int) -> dict:
     """Coloured digits (z = [digit, r, g, b], data/mnist.py): for the whole latent h, its stable
     block h_S (hinv) and its spurious block h_U (hsp), the held-out accuracy of a logistic
@@ -210,11 +219,7 @@ def digit_colour_metrics(h_train, z_train, d_train, h_test, z_test, d_test, h_di
         a, b = h_train[:, cols], h_test[:, cols]
         out[f"digit_acc_from_{name}"] = digit_accuracy(a, digits_train, b, digits_test) if a.shape[1] else float("nan")
         out[f"color_r2_from_{name}"] = heldout_r2(a, z_train[:, 1:], b, z_test[:, 1:])
-    # What color_r2_from_hinv is for an h_S that is the digit and nothing else (one-hot): under the
-    # dynamic SCM the colour depends on the digit (0-4 low, 5-9 high), so even that ideal h_S predicts
-    # some of it; about 0 under the independent SCM.
-    one_hot = np.eye(10)
-    out["oracle_color_r2_from_digit"] = heldout_r2(one_hot[digits_train], z_train[:, 1:], one_hot[digits_test], z_test[:, 1:])
+    out["oracle_color_r2_from_digit"] = color_r2_from_digit(z_train, z_test)
     out["domain_acc_hinv"] = domain_accuracy(h_train[:, :h_dim_stable], d_train, h_test[:, :h_dim_stable], d_test)
     out["domain_acc_h"] = domain_accuracy(h_train, d_train, h_test, d_test)
     return out
