@@ -11,7 +11,14 @@ import torch
 from conftest import ROOT, compose_config, seed_commands
 from omegaconf import OmegaConf
 
-from mdcrl.data.balls import BALL_COLOURS, BallsDataError, generate_balls_data, render, sample_ball_latents
+from mdcrl.data.balls import (
+    BALL_COLOURS,
+    BallsDataError,
+    box_side_for_exact_invariance,
+    generate_balls_data,
+    render,
+    sample_ball_latents,
+)
 from mdcrl.train import run
 from mdcrl.validation import ConfigError
 
@@ -77,6 +84,25 @@ def test_overlap_redraw_spurious_keeps_the_invariant_ball_distributed_alike_in_e
         assert share[0] == pytest.approx(expected, rel=0.1)
     else:
         assert share[0] < 0.5 * expected
+
+
+@pytest.mark.parametrize("side_factor", [1.02, 0.8])
+def test_boxes_wider_than_the_exact_side_keep_the_invariant_ball_exactly_invariant(side_factor):
+    # overlap_redraw=spurious with a box centred in the middle square: a box just wider than
+    # box_side_for_exact_invariance always leaves the spurious ball room, so no invariant centre is
+    # redrawn; a narrower one is covered when the invariant ball sits near its centre, and those rows
+    # are redrawn whole, which empties the middle square in that domain.
+    ds = balls_cfg(invariant_low=[0.1, 0.1], invariant_high=[0.9, 0.9], overlap_redraw="spurious")
+    side = side_factor * box_side_for_exact_invariance(ds.ball_size)
+    boxes = np.array([[0.55 - side / 2, 0.55 + side / 2], [0.0, 0.25]])
+    domain = np.repeat([0, 1], 20000)
+    inv = sample_ball_latents(np.random.default_rng(0), domain, ds, boxes)[:, :2]
+    in_middle = np.all((inv > 0.45) & (inv < 0.65), axis=1)
+    share = [in_middle[domain == k].mean() for k in (0, 1)]
+    if side_factor > 1:
+        assert share[0] == pytest.approx(share[1], rel=0.1)
+    else:
+        assert share[0] < 0.85 * share[1]
 
 
 def test_dynamic_scm_shifts_spurious_balls_and_stays_valid():

@@ -139,6 +139,16 @@ def sample_ball_latents(rng: np.random.Generator, domain: np.ndarray, ds, boxes:
     )
 
 
+def box_side_for_exact_invariance(ball_size: float) -> float:
+    """The smallest spurious box side that leaves a spurious ball room beside any invariant one.
+
+    The spurious centres lie in the box shrunk by r, a square of side s - 2r; the invariant ball rules
+    out a disc of radius 2r around its centre, which covers that square whenever its half-diagonal
+    (s - 2r) / sqrt(2) is at most 2r. So s > 2r (1 + sqrt(2)) always leaves room, and with
+    overlap_redraw=spurious no row is then redrawn whole: z_S is exactly invariant."""
+    return 2 * ball_size * (1 + np.sqrt(2))
+
+
 def balls_settings(ds, seed: int) -> dict:
     return cache_settings(CACHE_FORMAT, ds, seed)
 
@@ -147,6 +157,15 @@ def generate_balls_data(ds, seed: int) -> MultiDomainData:
     rng = np.random.default_rng(seed)
     k = int(ds.num_domains)
     boxes = sample_spurious_ball_boxes(rng, k, ds.domain_box_size)
+    exact_side = box_side_for_exact_invariance(float(ds.ball_size))
+    if ds.get("overlap_redraw", "all") == "spurious" and int(ds.n_balls_spurious) == 1 and min(ds.domain_box_size) <= exact_side:
+        log.warning(
+            "overlap_redraw=spurious: domain boxes narrower than %.3f can be covered by the invariant ball, and such "
+            "rows are redrawn whole, so z_S is only nearly invariant; datamodule.dataset.domain_box_size=[%.2f,...] "
+            "makes it exact.",
+            exact_side,
+            np.ceil(exact_side * 100) / 100,
+        )
     splits = {}
     for name in SPLITS:
         domain = domain_labels(int(ds.num_samples[name]), k)
