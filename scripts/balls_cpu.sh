@@ -6,8 +6,9 @@
 #                  for comparison with balls_cpu_stage2's 6 + 2 (not in the default parts)
 #     cases: k16-independent (the goal's setting: 16 domains, independent SCM), k16-dynamic
 #            (corr_prob 0.5), k4-independent, k2-independent; default: all four, in that order;
-#            k16-exact (not in the default): k16-independent with the invariant ball exactly invariant
-#            (only the spurious ball redrawn on overlap, every domain's box wide enough to leave it room)
+#            k16-exact, k16-dynamic-exact, k4-exact, k2-exact (not in the default): those cases with the
+#            invariant ball exactly invariant (only the spurious ball redrawn on overlap, every domain's
+#            box wide enough to leave it room)
 # Stage 1 runs in multirun/balls-cpu/stage1/<case>-seed<seed>; stage 2 builds run_path from the same
 # names and runs min-max and no-penalty stage 2 on every stage-1 run (stage-2 seed 1235; the
 # replicates are the stage-1 seeds). Re-running resumes: finished runs are skipped, interrupted ones
@@ -22,14 +23,20 @@ parse_args "$@"
 QUIET=(trainer.enable_progress_bar=false print_metrics=false "${REST[@]}")
 start=$(date +%s)
 
+# The invariant ball exactly invariant: only the spurious ball redrawn on overlap, and every domain's box wider
+# than box_side_for_exact_invariance (0.387 at the preset's radius), so that no row is ever redrawn whole.
+EXACT="datamodule.dataset.overlap_redraw=spurious datamodule.dataset.domain_box_size=[0.39,0.5]"
 case_overrides() {  # the data settings of a case
   case "$1" in
     k16-independent) echo "datamodule.dataset.num_domains=16" ;;
     k16-dynamic) echo "datamodule.dataset.num_domains=16 datamodule.dataset.correlated_z=True datamodule.dataset.corr_prob=0.5" ;;
     k4-independent) echo "datamodule.dataset.num_domains=4" ;;
     k2-independent) echo "datamodule.dataset.num_domains=2" ;;
-    k16-exact) echo "datamodule.dataset.num_domains=16 datamodule.dataset.overlap_redraw=spurious datamodule.dataset.domain_box_size=[0.39,0.5]" ;;
-    *) echo "error: unknown --case $1; choose k16-independent, k16-dynamic, k4-independent, k2-independent or k16-exact" >&2; exit 2 ;;
+    k16-exact) echo "datamodule.dataset.num_domains=16 $EXACT" ;;
+    k16-dynamic-exact) echo "$(case_overrides k16-dynamic) $EXACT" ;;
+    k4-exact) echo "datamodule.dataset.num_domains=4 $EXACT" ;;
+    k2-exact) echo "datamodule.dataset.num_domains=2 $EXACT" ;;
+    *) echo "error: unknown --case $1; choose k16-independent, k16-dynamic, k4-independent, k2-independent, k16-exact, k16-dynamic-exact, k4-exact or k2-exact" >&2; exit 2 ;;
   esac
 }
 defaults stage1 stage2 report -- k16-independent k16-dynamic k4-independent k2-independent

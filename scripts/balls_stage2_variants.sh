@@ -16,6 +16,8 @@ variant_overrides() {
     linear-pca6) echo "$LINEAR model.whiten_dims=6 model.z_dim=6 model.z_dim_invariant=4" ;;
     hinge1) echo "model.hinge_loss_weight=1. model.hinge_loss.stddev_threshold=1.0" ;;
     mmd-standardized) echo "$MMD model.penalty_standardize=true" ;;
+    mmd-standardized-cosine) echo "$MMD model.penalty_standardize=true model.scheduler.name=cosine" ;;
+    mmd-standardized-b4096) echo "$MMD model.penalty_standardize=true model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
     wide16) echo "model.z_dim=18 model.z_dim_invariant=16" ;;
     wide32) echo "model.z_dim=34 model.z_dim_invariant=32" ;;
     wide32-mmd-standardized) echo "model.z_dim=34 model.z_dim_invariant=32 $MMD model.penalty_standardize=true" ;;
