@@ -17,6 +17,8 @@ variant_overrides() {
     hinge1) echo "model.hinge_loss_weight=1. model.hinge_loss.stddev_threshold=1.0" ;;
     mmd-standardized) echo "$MMD model.penalty_standardize=true" ;;
     mmd-standardized-cosine) echo "$MMD model.penalty_standardize=true model.scheduler.name=cosine" ;;
+    linear-encoder-mmd) echo "model.autoencoder.encoder_hidden_dims=[] $MMD model.penalty_standardize=true" ;;
+    linear-encoder) echo "model.autoencoder.encoder_hidden_dims=[] model.penalty_standardize=true" ;;
     mmd-standardized-b4096) echo "$MMD model.penalty_standardize=true model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
     wide16) echo "model.z_dim=18 model.z_dim_invariant=16" ;;
     wide32) echo "model.z_dim=34 model.z_dim_invariant=32" ;;

@@ -138,6 +138,17 @@ def test_activation_option_sets_the_hidden_nonlinearity():
     assert [m.negative_slope for m in leaky.encoder if isinstance(m, torch.nn.LeakyReLU)] == [0.2]
 
 
+def test_an_empty_encoder_hidden_dims_makes_the_latents_affine_in_the_input():
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(16, 10), torch.randn(16, 10)
+    linear = mlp_autoencoder(10, 4, hidden_dims=[32], batch_norm=True, encoder_hidden_dims=[]).eval()
+    mixed = linear.encoder(0.3 * x1 + 0.7 * x2)
+    assert torch.allclose(mixed, 0.3 * linear.encoder(x1) + 0.7 * linear.encoder(x2), atol=1e-5)
+    assert linear.decoder(torch.randn(16, 4)).shape == (16, 10)  # the decoder keeps its hidden layers
+    deep = mlp_autoencoder(10, 4, hidden_dims=[32], batch_norm=True).eval()
+    assert not torch.allclose(deep.encoder(0.3 * x1 + 0.7 * x2), 0.3 * deep.encoder(x1) + 0.7 * deep.encoder(x2), atol=1e-3)
+
+
 def test_heldout_batches_hold_every_domain_in_proportion():
     from mdcrl.data.datamodule import interleaved_order
 

@@ -123,12 +123,17 @@ def mlp_autoencoder(
     restarts: int = 1,
     activation: str = "leaky_relu",
     image_size: int | None = None,
+    encoder_hidden_dims: list[int] | None = None,
 ) -> Autoencoder:
     """MLP encoder and mirrored MLP decoder. On images (x_dim channels of side image_size) the
-    encoder flattens its input and the decoder reshapes its output back into images."""
+    encoder flattens its input and the decoder reshapes its output back into images.
+    encoder_hidden_dims (default: hidden_dims) sets the encoder's own hidden layers; [] makes it one
+    affine map, so that its latents are linear in the input (balls stage 2: the stage-1 encodings hold
+    the balls' positions linearly, and a linear encoder cannot bend h_S into a saturated copy of them)."""
     hidden = list(hidden_dims)
+    encoder_hidden = hidden if encoder_hidden_dims is None else list(encoder_hidden_dims)
     features = x_dim * image_size**2 if image_size else x_dim
-    encoder = mlp([features, *hidden, z_dim], negative_slope, batch_norm, restarts, activation)
+    encoder = mlp([features, *encoder_hidden, z_dim], negative_slope, batch_norm, restarts, activation)
     decoder = mlp([z_dim, *hidden[::-1], features], negative_slope, batch_norm, restarts, activation)
     if image_size:
         encoder = nn.Sequential(nn.Flatten(start_dim=-3), encoder)
