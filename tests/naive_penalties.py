@@ -35,8 +35,10 @@ def naive_minmax_penalty(h, domains, num_domains, top_k=5, loss_transform="mse",
     return _reduce(pair_losses, reduction)
 
 
-def naive_mmd_penalty(h, domains, num_domains, fix_sigma=None, kernel_number=5, kernel_multiplier=2.0, reduction="mean"):
-    present = _present(domains, num_domains)
+def naive_mmd_penalty(
+    h, domains, num_domains, fix_sigma=None, kernel_number=5, kernel_multiplier=2.0, reduction="mean", unbiased=False
+):
+    present = _present(domains, num_domains, min_count=2 if unbiased else 1)
     if len(present) < 2:
         return h.sum() * 0.0
     n = h.shape[0]
@@ -50,14 +52,18 @@ def naive_mmd_penalty(h, domains, num_domains, fix_sigma=None, kernel_number=5, 
     base = centre / kernel_multiplier ** (kernel_number // 2)
     widths = [base * kernel_multiplier**q for q in range(kernel_number)]
 
-    def mean_kernel(a, b):
+    def mean_kernel(a, b, distinct=False):
         sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-        return sum(torch.exp(-sq / w) for w in widths).mean()
+        k = sum(torch.exp(-sq / w) for w in widths)
+        if not distinct:
+            return k.mean()
+        m = len(a)  # the U-statistic: pairs of distinct rows only
+        return (k.sum() - k.diagonal().sum()) / (m * (m - 1))
 
     losses = []
     for i, j in itertools.combinations(present, 2):
         hi, hj = h[domains == i], h[domains == j]
-        losses.append(mean_kernel(hi, hi) + mean_kernel(hj, hj) - 2 * mean_kernel(hi, hj))
+        losses.append(mean_kernel(hi, hi, unbiased) + mean_kernel(hj, hj, unbiased) - 2 * mean_kernel(hi, hj))
     return _reduce(losses, reduction)
 
 

@@ -49,10 +49,47 @@ def test_minmax_matches_naive(top_k, loss_transform):
     _pair("minmax", P.minmax_penalty, naive_minmax_penalty, top_k=top_k, loss_transform=loss_transform)
 
 
+@pytest.mark.parametrize("unbiased", [False, True])
 @pytest.mark.parametrize("fix_sigma", [None, 3.0])
 @pytest.mark.parametrize("kernels", [(1, 2.0), (5, 2.0), (3, 1.5)])
-def test_mmd_matches_naive(fix_sigma, kernels):
-    _pair("mmd", P.mmd_penalty, naive_mmd_penalty, fix_sigma=fix_sigma, kernel_number=kernels[0], kernel_multiplier=kernels[1])
+def test_mmd_matches_naive(fix_sigma, kernels, unbiased):
+    _pair(
+        "mmd",
+        P.mmd_penalty,
+        naive_mmd_penalty,
+        fix_sigma=fix_sigma,
+        kernel_number=kernels[0],
+        kernel_multiplier=kernels[1],
+        unbiased=unbiased,
+    )
+
+
+def test_unbiased_mmd_does_not_reward_clustering_invariant_latents():
+    # Two domains with the same distribution: uniform latents, or the same latents pushed to two
+    # levels (a saturated h_S). The biased estimator averages well above 0 for both, and lower for
+    # the clustered ones, so training can lower it by saturating instead of matching domains; the
+    # U-statistic averages ~0 for both.
+    gen = torch.Generator().manual_seed(0)
+    domains = torch.arange(128) % 2
+    values = {False: {"uniform": [], "clustered": []}, True: {"uniform": [], "clustered": []}}
+    for _ in range(200):
+        u = torch.rand(128, 1, generator=gen)
+        for name, h in (("uniform", u), ("clustered", (u > 0.5).float() + 0.01 * u)):
+            for unbiased in (False, True):
+                values[unbiased][name].append(float(P.mmd_penalty(h, domains, 2, fix_sigma=None, unbiased=unbiased)))
+    mean = {u: {n: sum(v) / len(v) for n, v in d.items()} for u, d in values.items()}
+    assert mean[False]["uniform"] > 0.04  # the bias: ~(k(h, h) - E k(h, h')) / n_i per domain, single draws ~0.05 apart
+    assert mean[False]["clustered"] < mean[False]["uniform"] - 0.005
+    assert abs(mean[True]["uniform"]) < 0.005 and abs(mean[True]["clustered"]) < 0.005
+
+
+def test_unbiased_mmd_leaves_out_domains_with_one_row_and_refuses_per_pair():
+    h = torch.randn(9, 2)
+    domains = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    with_single = P.mmd_penalty(h, domains, 3, unbiased=True, fix_sigma=1.0)
+    assert torch.allclose(with_single, P.mmd_penalty(h[:8], domains[:8], 3, unbiased=True, fix_sigma=1.0))
+    with pytest.raises(ValueError, match="per_pair"):
+        P.mmd_penalty(h, domains, 3, unbiased=True, per_pair=True)
 
 
 def test_stddev_and_hinge_match_naive():

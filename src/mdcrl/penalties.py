@@ -200,9 +200,18 @@ def mmd_penalty(
     kernel_multiplier: float = 2.0,
     reduction: str = "mean",
     per_pair: bool = False,
+    unbiased: bool = False,
 ) -> torch.Tensor:
-    """Distribution invariance: squared MMD (biased estimator) between every pair of domains, averaged
+    """Distribution invariance: squared MMD between every pair of domains, averaged
     (reduction="sum": summed) over pairs; per restart for h (R, B, d).
+
+    unbiased=False is the paper's (biased, V-statistic) estimator: each K_ii block mean includes the
+    diagonal k(h_a, h_a), so even for identically distributed domains its expectation exceeds 0 by
+    about sum_i (k(h, h) - E k(h, h')) / n_i (times the pairs domain i is in), which training can lower
+    by clustering h_S (raising E k(h, h') within a domain) instead of matching the domains: saturated,
+    two-level latents (docs/results/balls/). unbiased=True is the U-statistic: the diagonal left out,
+    K_ii averaged over the n_i (n_i - 1) pairs of distinct rows, expectation exactly the population
+    MMD^2 (0 for invariant latents whatever their shape); a domain with one row in the batch is left out.
 
     per_pair=True computes each pair as the reference code does (see mmd_penalty_per_pair).
 
@@ -214,9 +223,11 @@ def mmd_penalty(
     if reduction not in REDUCTIONS:
         raise ValueError(f"penalty reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if per_pair:
+        if unbiased:
+            raise ValueError("model.mmd_loss.per_pair=true reproduces the reference's biased estimator: set unbiased=false")
         return mmd_penalty_per_pair(h, domains, num_domains, fix_sigma, kernel_number, kernel_multiplier, reduction)
     counts = torch.bincount(domains, minlength=num_domains)
-    present = counts > 0
+    present = counts > (1 if unbiased else 0)
     num_present = int(present.sum())
     if num_present < 2:
         return _zero_per_restart(h)
@@ -225,10 +236,12 @@ def mmd_penalty(
     # Coefficient of block (i, j) of the kernel matrix: each domain's K_ii appears in (P - 1) pairs,
     # each K_ij (i != j) with -2, split over the two symmetric blocks.
     coef = -1.0 / (n[:, None] * n[None, :])
-    coef.diagonal().mul_(-(num_present - 1))
+    coef.diagonal().mul_(-(num_present - 1) * (n / (n - 1.0).clamp_min(1.0) if unbiased else 1.0))
     coef = coef * (present[:, None] & present[None, :]) / num_pairs
     one_hot = torch.nn.functional.one_hot(domains, num_domains).to(h.dtype)
     weights = one_hot @ coef @ one_hot.T  # = coef[domains][:, domains], exactly; a B x B gather was 4x slower
+    if unbiased:
+        weights.fill_diagonal_(0.0)
     return _WeightedKernelSum.apply(h, weights, fix_sigma, int(kernel_number), float(kernel_multiplier))
 
 

@@ -46,6 +46,7 @@ class MMDSettings:
     kernel_number: int
     kernel_multiplier: float
     per_pair: bool
+    unbiased: bool  # the U-statistic (penalties.mmd_penalty); false: the paper's biased estimator
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class RunSettings:
             scale=float(m["penalty_weight"]),
             reduction=str(m.get("penalty_reduction", "mean")),
             minmax=MinMaxSettings(int(m["minmax_loss"]["top_k"]), m["minmax_loss"]["loss_transform"]),
-            mmd=MMDSettings(**{**{"per_pair": False}, **m["mmd_loss"]}),
+            mmd=MMDSettings(**{**{"per_pair": False, "unbiased": False}, **m["mmd_loss"]}),
             stddev_eps=float(m["stddev_loss"]["stddev_eps"]),
             hinge_weight=float(m["hinge_loss_weight"]),
             hinge=HingeSettings(**m["hinge_loss"]),

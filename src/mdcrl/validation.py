@@ -345,6 +345,12 @@ def validate_model(model) -> None:
         f"{p}.mmd_loss.fix_sigma={mmd.fix_sigma} must be > 0, or null for the mean-distance bandwidth.",
     )
     _require(float(mmd.kernel_multiplier) > 0, f"{p}.mmd_loss.kernel_multiplier={mmd.kernel_multiplier} must be > 0.")
+    for flag in ("per_pair", "unbiased"):
+        _require(isinstance(mmd.get(flag, False), bool), f"{p}.mmd_loss.{flag}={mmd.get(flag)!r} must be true or false.")
+    _require(
+        not (mmd.get("per_pair", False) and mmd.get("unbiased", False)),
+        f"{p}.mmd_loss.per_pair=true reproduces the reference's biased estimator; set {p}.mmd_loss.unbiased=false.",
+    )
     _require(float(model.optimizer.lr) > 0, f"{p}.optimizer.lr={model.optimizer.lr} must be > 0.")
     reduction = model.get("penalty_reduction", "mean")
     _require(reduction in REDUCTIONS, f"{p}.penalty_reduction={reduction!r} must be one of {list(REDUCTIONS)}.")
