@@ -17,6 +17,11 @@ variant_overrides() {
     hinge1) echo "model.hinge_loss_weight=1. model.hinge_loss.stddev_threshold=1.0" ;;
     mmd-standardized) echo "$MMD model.penalty_standardize=true" ;;
     mmd-standardized-cosine) echo "$MMD model.penalty_standardize=true model.scheduler.name=cosine" ;;
+    mmd-unbiased) echo "$MMD model.mmd_loss.unbiased=true model.penalty_standardize=true" ;;
+    mmd-unbiased-only) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0." ;;
+    mmd-unbiased-only-w10) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_weight=10." ;;
+    minmax-null) echo "model.minmax_loss.null_corrected=true model.penalty_standardize=true" ;;
+    minmax-null-mmd-unbiased) echo "model.minmax_loss.null_corrected=true model.penalty_standardize=true $MMD model.mmd_loss.unbiased=true" ;;
     linear-encoder-mmd) echo "model.autoencoder.encoder_hidden_dims=[] $MMD model.penalty_standardize=true" ;;
     linear-encoder) echo "model.autoencoder.encoder_hidden_dims=[] model.penalty_standardize=true" ;;
     mmd-standardized-b4096) echo "$MMD model.penalty_standardize=true model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;

@@ -200,3 +200,25 @@ def test_penalty_standardize_makes_the_training_penalty_blind_to_the_scale_of_h_
             assert torch.allclose(small[name], large[name], rtol=1e-4)
         elif name == "minmax":
             assert float(small[name]) < 0.05 * float(large[name])
+
+
+def test_null_corrected_minmax_applies_to_training_steps_only(compose):
+    """model.minmax_loss.null_corrected=true changes the training penalty; held-out curves and the
+    selection score (module in eval mode) keep the plain min-max, without a random permutation."""
+    import torch
+
+    from mdcrl import penalties
+    from mdcrl.builders import build_data, build_module
+    from mdcrl.settings import RunSettings
+
+    settings = RunSettings.from_config(compose(["model.minmax_loss.null_corrected=true"]))
+    assert settings.penalties.minmax.null_corrected
+    module = build_module(settings, build_data(settings))
+    torch.manual_seed(0)
+    h_s = torch.rand(1, 400, 3)
+    domains = torch.arange(400) % 4
+    plain = penalties.minmax_penalty(h_s, domains, module.num_domains)
+    module.eval()
+    assert torch.equal(module.penalty_terms(h_s, domains)["minmax"], plain)
+    module.train()
+    assert not torch.allclose(module.penalty_terms(h_s, domains)["minmax"], plain)

@@ -83,6 +83,25 @@ def test_unbiased_mmd_does_not_reward_clustering_invariant_latents():
     assert abs(mean[True]["uniform"]) < 0.005 and abs(mean[True]["clustered"]) < 0.005
 
 
+def test_null_corrected_minmax_does_not_reward_saturation_and_keeps_domain_shifts():
+    # The plain min-max of identically distributed domains is the chance difference of their order
+    # statistics: lower when h piles up at its extremes (saturated) than when it is uniform. With the
+    # null correction both average ~0, and a real shift between domains still counts in full.
+    torch.manual_seed(0)
+    domains = torch.arange(256) % 4
+    plain, corrected = {"uniform": [], "saturated": []}, {"uniform": [], "saturated": []}
+    for _ in range(200):
+        u = torch.rand(256, 2)
+        for name, h in (("uniform", u), ("saturated", u.clamp(0.2, 0.8))):
+            plain[name].append(float(P.minmax_penalty(h, domains, 4)))
+            corrected[name].append(float(P.minmax_penalty(h, domains, 4, null_corrected=True)))
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    assert mean(plain["saturated"]) < 0.2 * mean(plain["uniform"])
+    assert abs(mean(corrected["uniform"])) < 0.2 * mean(plain["uniform"])
+    shifted = torch.rand(256, 2) + 0.5 * (domains == 0).float()[:, None]
+    assert float(P.minmax_penalty(shifted, domains, 4, null_corrected=True)) > 0.5 * float(P.minmax_penalty(shifted, domains, 4))
+
+
 def test_unbiased_mmd_leaves_out_domains_with_one_row_and_refuses_per_pair():
     h = torch.randn(9, 2)
     domains = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2])

@@ -169,6 +169,7 @@ BAD_CONFIGS = [
     ("+model.penalty_criterion.variance=1.0", "unknown penalties ['variance']"),
     ("model.minmax_loss.loss_transform=huber", "model.minmax_loss.loss_transform='huber'"),
     ("model.mmd_loss.fix_sigma=0", "model.mmd_loss.fix_sigma=0"),
+    ("model.minmax_loss.null_corrected=1", "model.minmax_loss.null_corrected=1 must be true or false"),
     ("model.mmd_loss.unbiased=maybe", "model.mmd_loss.unbiased='maybe' must be true or false"),
     ("model.mmd_loss.unbiased=true model.mmd_loss.per_pair=true", "set model.mmd_loss.unbiased=false"),
     ("model/autoencoder=poly_ae model.autoencoder.activation=relu6", "model.autoencoder.activation='relu6' is unknown"),

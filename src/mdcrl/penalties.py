@@ -84,6 +84,7 @@ def minmax_penalty(
     top_k: int = 5,
     loss_transform: str = "mse",
     reduction: str = "mean",
+    null_corrected: bool = False,
 ) -> torch.Tensor:
     """Support invariance: match each domain's ``top_k`` smallest and largest values per coordinate.
 
@@ -91,7 +92,19 @@ def minmax_penalty(
     plus the same for the maxima; averaged (reduction="sum": summed) over pairs. When a domain in
     the batch has fewer than ``top_k`` samples, k drops to the smallest domain count in the batch
     for all domains, so that every domain is compared on the same number of order statistics.
+
+    null_corrected=True subtracts the same penalty with the batch's domain labels shuffled (torch's
+    global generator). Even for identically distributed domains the order statistics of a finite
+    batch differ by chance, and that chance part is smallest when h piles up at its extremes, so the
+    plain penalty rewards saturating h_S (docs/results/balls/); the shuffled labels see the same
+    chance part and no domain difference, so the difference averages 0 for invariant h_S whatever
+    its shape, and keeps the domain differences. It can be negative.
     """
+    if null_corrected:
+        shuffled = domains[torch.randperm(len(domains), device=domains.device)]
+        return minmax_penalty(h, domains, num_domains, top_k, loss_transform, reduction) - minmax_penalty(
+            h, shuffled, num_domains, top_k, loss_transform, reduction
+        )
     counts = torch.bincount(domains, minlength=num_domains)
     present = torch.nonzero(counts > 0).flatten()
     if len(present) < 2:

@@ -38,6 +38,7 @@ def split_step_rows(step_batch_size: int | None, batch_size: int) -> int | None:
 class MinMaxSettings:
     top_k: int
     loss_transform: str  # mse | l1
+    null_corrected: bool = False  # training subtracts the penalty under shuffled domains (penalties.minmax_penalty)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,11 @@ class RunSettings:
             weights={k: float(v) for k, v in m["penalty_criterion"].items()},
             scale=float(m["penalty_weight"]),
             reduction=str(m.get("penalty_reduction", "mean")),
-            minmax=MinMaxSettings(int(m["minmax_loss"]["top_k"]), m["minmax_loss"]["loss_transform"]),
+            minmax=MinMaxSettings(
+                int(m["minmax_loss"]["top_k"]),
+                m["minmax_loss"]["loss_transform"],
+                bool(m["minmax_loss"].get("null_corrected", False)),
+            ),
             mmd=MMDSettings(**{**{"per_pair": False, "unbiased": False}, **m["mmd_loss"]}),
             stddev_eps=float(m["stddev_loss"]["stddev_eps"]),
             hinge_weight=float(m["hinge_loss_weight"]),

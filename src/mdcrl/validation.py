@@ -339,6 +339,8 @@ def validate_model(model) -> None:
         model.minmax_loss.loss_transform in LOSS_TRANSFORMS,
         f"{p}.minmax_loss.loss_transform={model.minmax_loss.loss_transform!r} must be one of {list(LOSS_TRANSFORMS)}.",
     )
+    null_corrected = model.minmax_loss.get("null_corrected", False)
+    _require(isinstance(null_corrected, bool), f"{p}.minmax_loss.null_corrected={null_corrected!r} must be true or false.")
     mmd = model.mmd_loss
     _require(
         mmd.fix_sigma is None or float(mmd.fix_sigma) > 0,

@@ -83,7 +83,9 @@ class MultiDomainAutoencoder(L.LightningModule):
         wanted = lambda name, weight: weight > 0 and (names is None or name in names)  # noqa: E731
         terms = {}
         if wanted("minmax", p.weights.get("minmax", 0)):
-            terms["minmax"] = penalty_fns.minmax_penalty(h_s, domains, k, reduction=p.reduction, **asdict(p.minmax))
+            # the null correction is for training steps only: held-out scores and the selection stay plain
+            options = {**asdict(p.minmax), "null_corrected": p.minmax.null_corrected and self.training}
+            terms["minmax"] = penalty_fns.minmax_penalty(h_s, domains, k, reduction=p.reduction, **options)
         if wanted("mmd", p.weights.get("mmd", 0)):
             self._check_bandwidth(h_s)
             terms["mmd"] = penalty_fns.mmd_penalty(h_s, domains, k, reduction=p.reduction, **asdict(p.mmd))
