@@ -11,6 +11,7 @@ MMD="model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null"
 variant_overrides() {
   case "$1" in
     preset) echo "" ;;
+    none) echo "model.penalty_criterion.minmax=0." ;;
     standardized) echo "model.penalty_standardize=true" ;;
     linear-pca4) echo "$LINEAR model.whiten_dims=4 model.z_dim=4 model.z_dim_invariant=2" ;;
     linear-pca6) echo "$LINEAR model.whiten_dims=6 model.z_dim=6 model.z_dim_invariant=4" ;;
@@ -19,6 +20,7 @@ variant_overrides() {
     mmd-standardized-cosine) echo "$MMD model.penalty_standardize=true model.scheduler.name=cosine" ;;
     mmd-unbiased) echo "$MMD model.mmd_loss.unbiased=true model.penalty_standardize=true" ;;
     mmd-unbiased-only) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0." ;;
+    mmd-unbiased-only-b4096) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
     mmd-unbiased-only-w10) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_weight=10." ;;
     minmax-null) echo "model.minmax_loss.null_corrected=true model.penalty_standardize=true" ;;
     minmax-null-mmd-unbiased) echo "model.minmax_loss.null_corrected=true model.penalty_standardize=true $MMD model.mmd_loss.unbiased=true" ;;
@@ -27,6 +29,7 @@ variant_overrides() {
     mmd-standardized-b4096) echo "$MMD model.penalty_standardize=true model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
     wide16) echo "model.z_dim=18 model.z_dim_invariant=16" ;;
     wide32) echo "model.z_dim=34 model.z_dim_invariant=32" ;;
+    wide16-mmd-standardized) echo "model.z_dim=18 model.z_dim_invariant=16 $MMD model.penalty_standardize=true" ;;
     wide32-mmd-standardized) echo "model.z_dim=34 model.z_dim_invariant=32 $MMD model.penalty_standardize=true" ;;
     poly4) echo "model/autoencoder=poly_ae model.autoencoder.degree=4 model.z_dim=4 model.z_dim_invariant=2 datamodule.batch_size=1024" ;;
     *) echo "error: unknown variant $1" >&2; exit 2 ;;
