@@ -8,11 +8,12 @@ train and test splits with each run's best checkpoint and fits both probes.
 from __future__ import annotations
 
 import argparse
-import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from mdcrl.metrics import evaluate_latents
 from mdcrl.visualize import load_trained
@@ -34,15 +35,19 @@ def probe_run(run_dir: Path) -> dict:
         data.z_dim_stable_true,
         nonlinear=True,
     )
-    return {"tags": "/".join(cfg.logger.wandb.tags), **{k: metrics[k] for k in KEYS}}
+    case = re.sub(r"-seed\d+$", "", Path(str(cfg.run_path)).name)  # the stage-1 case, without its seed
+    return {"tags": f"{case}: " + "/".join(cfg.logger.wandb.tags), **{k: metrics[k] for k in KEYS}}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tag", action="append", default=[], help="only runs with this wandb tag (repeatable: any of them)")
     args = parser.parse_args(argv)
-    runs = [d for d in sorted(args.sweep.glob("run-*")) if json.loads((d / "run.json").read_text()).get("status") == "finished"]
+    runs = [d for d in sorted(args.sweep.glob("run-*")) if (d / "metrics.json").exists()]  # finished runs
+    if args.tag:
+        runs = [d for d in runs if set(args.tag) & set(OmegaConf.load(d / "config.yaml").logger.wandb.tags)]
     table = pd.DataFrame([probe_run(d) for d in runs])
     cells = table.groupby("tags")[KEYS].agg(lambda v: f"{np.mean(v):.3f} ± {np.std(v):.3f} (n={len(v)})")
     lines = ["| runs | " + " | ".join(KEYS) + " |", "|---" * (len(KEYS) + 1) + "|"]
