@@ -201,6 +201,12 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _require_flag(node, key: str, path: str) -> None:
+    """A true/false setting (absent counts as false): refused by name when it is anything else."""
+    value = node.get(key, False)
+    _require(isinstance(value, bool), f"{path}.{key}={value!r} must be true or false.")
+
+
 def _require_samples_per_domain(num_samples, k: int, min_per_domain: int) -> None:
     for name in SPLITS:
         n = int(num_samples[name])
@@ -339,8 +345,7 @@ def validate_model(model) -> None:
         model.minmax_loss.loss_transform in LOSS_TRANSFORMS,
         f"{p}.minmax_loss.loss_transform={model.minmax_loss.loss_transform!r} must be one of {list(LOSS_TRANSFORMS)}.",
     )
-    null_corrected = model.minmax_loss.get("null_corrected", False)
-    _require(isinstance(null_corrected, bool), f"{p}.minmax_loss.null_corrected={null_corrected!r} must be true or false.")
+    _require_flag(model.minmax_loss, "null_corrected", f"{p}.minmax_loss")
     mmd = model.mmd_loss
     _require(
         mmd.fix_sigma is None or float(mmd.fix_sigma) > 0,
@@ -348,7 +353,7 @@ def validate_model(model) -> None:
     )
     _require(float(mmd.kernel_multiplier) > 0, f"{p}.mmd_loss.kernel_multiplier={mmd.kernel_multiplier} must be > 0.")
     for flag in ("per_pair", "unbiased"):
-        _require(isinstance(mmd.get(flag, False), bool), f"{p}.mmd_loss.{flag}={mmd.get(flag)!r} must be true or false.")
+        _require_flag(mmd, flag, f"{p}.mmd_loss")
     _require(
         not (mmd.get("per_pair", False) and mmd.get("unbiased", False)),
         f"{p}.mmd_loss.per_pair=true reproduces the reference's biased estimator; set {p}.mmd_loss.unbiased=false.",
@@ -381,7 +386,7 @@ def validate_model(model) -> None:
         f"{p}.restart_selection_epochs={selection_epochs!r} must be an integer >= 1 (epochs before only the best "
         "copy trains on) or null (every copy trains to the end).",
     )
-    _require(isinstance(model.get("whiten", False), bool), f"{p}.whiten={model.get('whiten')!r} must be true or false.")
+    _require_flag(model, "whiten", p)
     whiten_dims = model.get("whiten_dims")
     _require(
         whiten_dims is None or (isinstance(whiten_dims, int) and not isinstance(whiten_dims, bool) and whiten_dims >= 1),
