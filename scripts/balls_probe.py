@@ -8,11 +8,11 @@ train and test splits with each run's best checkpoint and fits both probes.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from balls_variants_table import stage1_case_and_seed  # scripts/ is on the path when run as a script
 from omegaconf import OmegaConf
 
 from mdcrl.metrics import evaluate_latents
@@ -35,7 +35,7 @@ def probe_run(run_dir: Path) -> dict:
         data.z_dim_stable_true,
         nonlinear=True,
     )
-    case = re.sub(r"-seed\d+$", "", Path(str(cfg.run_path)).name)  # the stage-1 case, without its seed
+    case, _ = stage1_case_and_seed(cfg.run_path)
     return {"tags": f"{case}: " + "/".join(cfg.logger.wandb.tags), **{k: metrics[k] for k in KEYS}}
 
 

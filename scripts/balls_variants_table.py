@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -17,6 +16,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 METRICS = ("r2_zinv_from_hinv", "r2_zsp_from_hinv", "r2_z_from_h")
+
+
+def stage1_case_and_seed(run_path) -> tuple[str, str]:
+    """A stage-2 run's stage-1 case and seed, from its run_path directory name (<case>-seed<seed>)."""
+    case, _, seed = Path(str(run_path)).name.rpartition("-seed")
+    return case, seed
 
 
 def collect(sweeps: list[Path]) -> tuple[dict, int]:
@@ -28,8 +33,7 @@ def collect(sweeps: list[Path]) -> tuple[dict, int]:
                 unfinished += 1
                 continue
             cfg = OmegaConf.load(run / "config.yaml")
-            stage1 = Path(str(cfg.run_path)).name
-            case, seed = re.sub(r"-seed\d+$", "", stage1), stage1.rsplit("seed", 1)[-1]
+            case, seed = stage1_case_and_seed(cfg.run_path)
             metrics = json.loads((run / "metrics.json").read_text())
             groups[(case, list(cfg.logger.wandb.tags)[-1])][seed] = metrics
     return groups, unfinished
