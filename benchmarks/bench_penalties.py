@@ -46,6 +46,7 @@ def main():
         ("minmax (top_k=5, mse)", penalties.minmax_penalty, naive_minmax_penalty, dict(top_k=TOP_K)),
         ("mmd fixed bandwidth", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=50.0)),
         ("mmd adaptive bandwidth", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=None)),
+        ("mmd adaptive, unbiased", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=None, unbiased=True)),
     ]
     for name, fast, naive, kw in cases:
         t_fast = median_time(fwd_bwd(fast, h, domains, **kw), 20)
