@@ -102,12 +102,18 @@ def test_kill_and_resume_keeps_the_warm_start_patience_state(tmp_path, compose, 
     with pytest.raises(BaseException, match="killed"):
         run(cfg, run_dir=tmp_path / "resumed")
     state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
-    assert state["WarmStartPatience"] == {"beaten": True, "narrowed_from": 2, "stopped_epoch": None}
+    assert state["WarmStartPatience"] == {
+        "beaten": True,
+        "narrowed_from": 2,
+        "narrowed_because": "warm copy leads",
+        "stopped_epoch": None,
+        "last_agreement": None,
+    }
     assert state["StopMemory"] == {"stopped": False}
     run(cfg, run_dir=tmp_path / "resumed")
     infos = [json.loads((tmp_path / d / "run.json").read_text()) for d in ("whole", "resumed")]
     assert [i["epochs"] for i in infos] == [6, 6] and infos[1]["attempts"] == 2
-    assert [i["warm_start"]["narrowed_to_warm_copy_at"] for i in infos] == [2, 2]
+    assert [i["warm_start"]["narrowed_at"] for i in infos] == [2, 2]
     whole, resumed = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "resumed"))
     assert resumed == whole
 

@@ -162,7 +162,7 @@ def test_a_run_that_beats_the_warm_start_goes_on_with_the_warm_copy_alone_when_i
     warm = info["warm_start"]
     assert warm["best_trained_selection"] < warm["bar"]
     assert info["epochs"] == 5 and warm["stopped_by_patience"] is False
-    assert warm["narrowed_to_warm_copy_at"] == 1 and info["chosen_restart"] == off_info["chosen_restart"] == 0
+    assert warm["narrowed_at"] == 1 and info["chosen_restart"] == off_info["chosen_restart"] == 0
     # the warm copy trains exactly as it does beside the others (the copies share nothing)
     assert metrics["r2_zinv_from_hinv"] == pytest.approx(off["r2_zinv_from_hinv"], abs=1e-6)
     curves = pd.read_csv(tmp_path / "patience" / "csv" / "metrics.csv")
@@ -178,7 +178,89 @@ def test_a_run_narrowed_to_the_warm_copy_is_ended_by_early_stopping_without_the_
     run(compose([*common, "model.warm_start_patience=null"]), run_dir=tmp_path / "off")
     run(compose([*common, "model.warm_start_patience=1"]), run_dir=tmp_path / "on")
     (_, off), (_, on) = _metrics(tmp_path / "off"), _metrics(tmp_path / "on")
-    assert off["epochs"] == 6 and on["warm_start"]["narrowed_to_warm_copy_at"] == 1 and on["epochs"] == 2
+    assert off["epochs"] == 6 and on["warm_start"]["narrowed_at"] == 1 and on["epochs"] == 2
+
+
+def _frames(ae, stable_columns):
+    """Set each copy of an orthonormal linear autoencoder to a frame whose first columns span the given
+    stable columns (the rest random)."""
+    with torch.no_grad():
+        for copy, columns in enumerate(stable_columns):
+            completed = np.concatenate([columns, np.random.default_rng(copy).normal(size=(6, 4 - columns.shape[1]))], axis=1)
+            ae.encoder.frame.weight[copy].copy_(torch.as_tensor(completed, dtype=torch.float32))
+
+
+def test_restart_agreement_is_the_least_overlap_of_the_restarts_stable_subspaces():
+    from mdcrl.models.autoencoders import mlp_autoencoder
+    from mdcrl.models.base import restart_agreement
+
+    e = np.eye(6)
+    ae = linear_autoencoder(6, 4, restarts=3)
+    turned = e[:, :2] @ np.array([[0.6, -0.8], [0.8, 0.6]])  # the same plane in another basis
+    _frames(ae, [e[:, :2], turned, e[:, [0, 2]]])  # copy 2 shares one of the two directions
+    assert restart_agreement(ae, 2, reference=0) == pytest.approx(0.5, abs=1e-6)
+    _frames(ae, [e[:, :2], turned, turned])
+    assert restart_agreement(ae, 2, reference=1) == pytest.approx(1.0, abs=1e-6)
+    assert restart_agreement(linear_autoencoder(6, 4, restarts=1), 2, reference=0) is None
+    assert restart_agreement(mlp_autoencoder(6, 4, [8], restarts=2), 2, reference=0) is None
+
+
+def test_warm_start_patience_narrows_to_the_best_copy_once_the_restarts_agree():
+    from types import SimpleNamespace
+
+    from mdcrl.callbacks import WarmStartPatience
+
+    e = np.eye(6)
+    ae = linear_autoencoder(6, 4, restarts=3)
+    ae.chosen.fill_(1)  # the lowest score of the last validation
+    module = SimpleNamespace(autoencoder=ae, last_selection=torch.tensor([0.5, 0.2, 0.3]), restart_selection_epochs=100)
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        callback_metrics={"val/selection": torch.tensor(0.2)},
+        fit_loop=SimpleNamespace(min_epochs=100),
+        should_stop=False,
+    )
+
+    def validation_end(callback, epoch):
+        trainer.current_epoch = module.current_epoch = epoch - 1
+        callback.on_validation_end(trainer, module)
+
+    patience = WarmStartPatience(bar=0.25, patience=2, warm_copy=0, margin_score=0.01, agreement=0.999, d_s=2)
+    _frames(ae, [e[:, :2], e[:, [0, 2]], e[:, :2]])
+    validation_end(patience, 2)  # beaten, the warm copy does not lead, the copies disagree: usual rules
+    assert patience.narrowed_from is None and trainer.fit_loop.min_epochs == 100 and not trainer.should_stop
+    assert patience.last_agreement == pytest.approx(0.5, abs=1e-6)
+    _frames(ae, [e[:, :2], e[:, :2] @ np.array([[0.6, -0.8], [0.8, 0.6]]), e[:, :2]])
+    validation_end(patience, 3)  # now they agree: the best copy trains on alone, floor waived
+    assert (patience.narrowed_from, patience.narrowed_because) == (3, "restarts agree")
+    assert trainer.fit_loop.min_epochs == 0 and not trainer.should_stop
+    resumed = WarmStartPatience(bar=0.25, patience=2, agreement=0.999, d_s=2)
+    resumed.load_state_dict(patience.state_dict())
+    trainer.fit_loop.min_epochs = 100
+    resumed.on_train_epoch_start(trainer, module)  # a resumed run repeats the decision
+    assert module.restart_selection_epochs == 3 and trainer.fit_loop.min_epochs == 0
+    off = WarmStartPatience(bar=0.25, patience=2, agreement=None, d_s=2)
+    module.restart_selection_epochs, trainer.fit_loop.min_epochs = 100, 100
+    validation_end(off, 2)
+    validation_end(off, 3)
+    assert off.narrowed_from is None and trainer.fit_loop.min_epochs == 100
+
+
+def test_a_run_whose_restarts_agree_records_it_and_ends_without_the_floor(tmp_path, compose, monkeypatch):
+    # restart_agreement at 1e-6 is met by any restarts; with the warm copy never leading, the run beats
+    # its bar (margin 0), narrows by agreement at the patience epoch and is ended by early stopping
+    # (no improvement counts, patience 1) instead of training to the floor of 6 epochs
+    from mdcrl.callbacks import WarmStartPatience
+
+    monkeypatch.setattr(WarmStartPatience, "_warm_copy_leads", lambda self, module: False)
+    never_better = ["callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=1"]
+    common = ["model.warm_start_margin=0", "model.warm_start_patience=1", "trainer.max_epochs=6", "trainer.min_epochs=6"]
+    run(compose([*common, *never_better, "model.restart_agreement=0.000001"]), run_dir=tmp_path / "agree")
+    run(compose([*common, *never_better]), run_dir=tmp_path / "off")
+    (_, on), (_, off) = _metrics(tmp_path / "agree"), _metrics(tmp_path / "off")
+    assert (on["warm_start"]["narrowed_at"], on["warm_start"]["narrowed_because"]) == (1, "restarts agree")
+    assert 0 < on["warm_start"]["restart_agreement"] <= 1 and on["epochs"] == 2
+    assert off["warm_start"]["narrowed_at"] is None and off["epochs"] == 6
 
 
 def test_warm_start_patience_must_be_a_positive_number_of_epochs(compose):

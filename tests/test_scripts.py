@@ -61,7 +61,7 @@ def test_warm_start_patience_replay_reads_the_decisions_off_the_curves(tmp_path,
     run(compose(beaten), run_dir=tmp_path / "run-a")
     script = load_script("warm_start_patience_replay")
     recorded = load_run(tmp_path / "run-a")
-    assert recorded.info["warm_start"]["narrowed_to_warm_copy_at"] == 3 and recorded.info["chosen_restart"] == 0
+    assert recorded.info["warm_start"]["narrowed_at"] == 3 and recorded.info["chosen_restart"] == 0
     assert script.first_below(script.curves(recorded), recorded.info["warm_start"]["bar"]) == 0
     assert script.replay(recorded, 2) == "same"
     # the same curves against a bar that only epoch 1 and later beat: patience 1 would have stopped

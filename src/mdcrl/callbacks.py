@@ -10,6 +10,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from mdcrl.models.base import restart_agreement
+
 
 class LatentScatterPlot(L.Callback):
     """At the end of fitting, plot each learned stable coordinate against the true stable and
@@ -111,20 +113,35 @@ class WarmStartPatience(L.Callback):
       (`margin_score`: margin x null spread): the choice of restart is made, and only the warm copy
       trains on (as after model.restart_selection_epochs, only earlier), as a refinement of the warm
       start: the floor is waived too, and early stopping's own rule ends it;
-    - otherwise the usual rules go on.
-    The decisions (was the bar beaten, the epoch the restarts narrowed) are saved in the checkpoints, so
-    a resumed run does what the uninterrupted one did."""
+    - otherwise the usual rules go on, except that from then on, at any epoch at which every restart's
+      stable subspace coincides with the best-scoring one's to at least `agreement`
+      (model.restart_agreement, models.base.restart_agreement) the restarts have nothing left to choose
+      between: the best-scoring copy trains on alone, floor waived, as above.
+    The decisions (was the bar beaten, the epoch the restarts narrowed and why) are saved in the
+    checkpoints, so a resumed run does what the uninterrupted one did."""
 
     monitor = "val/selection"  # module._publish logs the value a callback's `monitor` names
 
-    def __init__(self, bar: float, patience: int, warm_copy: int = 0, margin_score: float = 0.0):
+    def __init__(
+        self,
+        bar: float,
+        patience: int,
+        warm_copy: int = 0,
+        margin_score: float = 0.0,
+        agreement: float | None = None,
+        d_s: int | None = None,
+    ):
         self.bar = float(bar)
         self.patience = int(patience)
         self.warm_copy = int(warm_copy)
         self.margin_score = float(margin_score)
+        self.agreement = agreement
+        self.d_s = d_s
         self.beaten = False
-        self.narrowed_from: int | None = None  # the first epoch that trains the warm copy alone
+        self.narrowed_from: int | None = None  # the first epoch that trains one copy alone
+        self.narrowed_because: str | None = None  # "warm copy leads" | "restarts agree"
         self.stopped_epoch: int | None = None
+        self.last_agreement: float | None = None  # the restarts' agreement at the last check
 
     def on_train_epoch_start(self, trainer, pl_module):  # before the module's hook, which narrows
         if self.narrowed_from is not None:  # also after a resume (the decision is in the checkpoint)
@@ -138,15 +155,23 @@ class WarmStartPatience(L.Callback):
         score = trainer.callback_metrics.get(self.monitor)
         if score is not None and float(score) < self.bar:
             self.beaten = True
-        if trainer.current_epoch + 1 != self.patience:
+        epoch = trainer.current_epoch + 1
+        if epoch < self.patience or self.narrowed_from is not None or self.stopped_epoch is not None:
             return
-        if not self.beaten:
+        if epoch == self.patience and not self.beaten:
             trainer.fit_loop.min_epochs = 0  # the floor is for runs that train towards something
             trainer.should_stop = True
             self.stopped_epoch = trainer.current_epoch
-        elif self._warm_copy_leads(pl_module):
-            self.narrowed_from = trainer.current_epoch + 1
-            trainer.fit_loop.min_epochs = 0
+        elif epoch == self.patience and self._warm_copy_leads(pl_module):
+            self._narrow(trainer, "warm copy leads")
+        elif self._restarts_agree(pl_module):
+            self._narrow(trainer, "restarts agree")
+
+    def _narrow(self, trainer, because: str) -> None:
+        """Only the chosen copy (the lowest score of this validation) trains from the next epoch on."""
+        self.narrowed_from = trainer.current_epoch + 1
+        self.narrowed_because = because
+        trainer.fit_loop.min_epochs = 0
 
     def _warm_copy_leads(self, pl_module) -> bool:
         scores = getattr(pl_module, "last_selection", None)
@@ -155,10 +180,26 @@ class WarmStartPatience(L.Callback):
         others = torch.cat([scores[: self.warm_copy], scores[self.warm_copy + 1 :]])
         return bool((others - scores[self.warm_copy]).min() > self.margin_score)
 
+    def _restarts_agree(self, pl_module) -> bool:
+        last = pl_module.restart_selection_epochs
+        narrowing_anyway = last is not None and pl_module.current_epoch + 1 >= last
+        if self.agreement is None or self.d_s is None or pl_module.autoencoder.only_chosen or narrowing_anyway:
+            return False
+        self.last_agreement = restart_agreement(pl_module.autoencoder, self.d_s, int(pl_module.autoencoder.chosen))
+        return self.last_agreement is not None and self.last_agreement >= self.agreement
+
     def state_dict(self) -> dict:
-        return {"beaten": self.beaten, "narrowed_from": self.narrowed_from, "stopped_epoch": self.stopped_epoch}
+        return {
+            "beaten": self.beaten,
+            "narrowed_from": self.narrowed_from,
+            "narrowed_because": self.narrowed_because,
+            "stopped_epoch": self.stopped_epoch,
+            "last_agreement": self.last_agreement,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.beaten = bool(state_dict.get("beaten", False))
         self.narrowed_from = state_dict.get("narrowed_from")
         self.stopped_epoch = state_dict.get("stopped_epoch")
+        self.narrowed_because = state_dict.get("narrowed_because")
+        self.last_agreement = state_dict.get("last_agreement")

@@ -109,6 +109,8 @@ class ModelSettings:
     warm_start_margin: float = 0.0
     # init=moment: stop once this many epochs passed with none below the warm start's bar; None: off
     warm_start_patience: int | None = None
+    # init=moment, from the patience epoch: narrow to the best copy once every restart's stable subspace agrees to this; None: off
+    restart_agreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class RunSettings:
             whiten_dims=m.get("whiten_dims"),
             warm_start_margin=float(m.get("warm_start_margin", 0.0)),
             warm_start_patience=m.get("warm_start_patience"),
+            restart_agreement=m.get("restart_agreement"),
         )
         data = DataSettings(dm.pop("name"), int(dm.pop("batch_size")), dm)
         trainer = TrainerSettings(int(tr.pop("max_epochs")), tr, dict(c.get("callbacks") or {}), dict(c.get("logger") or {}))
@@ -227,6 +230,7 @@ class RunSettings:
             "init": m.init,
             "warm_start_margin": m.warm_start_margin,
             "warm_start_patience": m.warm_start_patience,
+            "restart_agreement": m.restart_agreement,
             "whiten": m.whiten,
             "whiten_dims": m.whiten_dims,
             "penalty_weight": p.scale,

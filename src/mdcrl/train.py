@@ -162,7 +162,8 @@ def train_and_evaluate(
         warm["patience"] = settings.model.warm_start_patience
         if warm["patience"] is not None:
             margin_score = warm["margin"] * warm["selection_null_std"]
-            patience = WarmStartPatience(warm["bar"], warm["patience"], WARM_COPY, margin_score)
+            agreement = settings.model.restart_agreement
+            patience = WarmStartPatience(warm["bar"], warm["patience"], WARM_COPY, margin_score, agreement, module.z_dim_stable)
     with quiet_lightning():
         trainer = build_trainer(settings, run_dir, clock, previous.resume_epoch, extra_callbacks=[patience] if patience else [])
         info["setup_time_s"] = info.get("setup_time_s", 0.0) + time.perf_counter() - setup_start
@@ -176,7 +177,9 @@ def train_and_evaluate(
         trained = getattr(trainer.checkpoint_callback, "best_model_score", None)
         warm["best_trained_selection"] = None if trained is None else float(trained)
         warm["stopped_by_patience"] = patience is not None and patience.stopped_epoch is not None
-        warm["narrowed_to_warm_copy_at"] = patience and patience.narrowed_from  # epoch, or None
+        warm["narrowed_at"] = patience and patience.narrowed_from  # the first epoch one copy trained alone, or None
+        warm["narrowed_because"] = patience and patience.narrowed_because  # "warm copy leads" | "restarts agree"
+        warm["restart_agreement"] = patience and patience.last_agreement  # at the last check (models.base.restart_agreement)
         info["warm_start"] = {**warm, "kept_untrained": module.warm_start_kept, **module.warm_start.summary()}
     info["epochs"] = int(trainer.current_epoch)
     info["optimizer_steps"] = int(trainer.global_step)

@@ -35,7 +35,7 @@ MODEL_KEYS = {
     "z_dim", "z_dim_invariant", "z_dim_invariant_fraction", "restarts", "restart_selection_epochs", "whiten", "init",
     "penalty_weight", "penalty_reduction", "penalty_criterion", "minmax_loss", "mmd_loss", "stddev_loss", "whiten_dims",
     "hinge_loss_weight", "hinge_loss", "optimizer", "scheduler", "save_encoded_data", "autoencoder", "penalty_standardize",
-    "warm_start_margin", "warm_start_patience",
+    "warm_start_margin", "warm_start_patience", "restart_agreement",
 }  # fmt: skip
 TOP_KEYS = {
     "datamodule", "model", "trainer", "callbacks", "logger", "seed", "run_path", "ckpt_path", "print_metrics",
@@ -100,6 +100,7 @@ NUMBER_SETTINGS = [
     ("model.hinge_loss_weight", "real", 0, False),
     ("model.warm_start_margin", "real", 0, False),
     ("model.warm_start_patience", "int", 1, True),
+    ("model.restart_agreement", "real", 0, True),
     ("model.minmax_loss.top_k", "int", 1, False),
     ("model.mmd_loss.fix_sigma", "real", None, True),
     ("model.mmd_loss.kernel_number", "int", 1, False),
@@ -366,6 +367,12 @@ def validate_model(model) -> None:
         isinstance(restarts, int) and not isinstance(restarts, bool) and restarts >= 1,
         f"{p}.restarts={restarts!r} must be an integer >= 1 "
         "(copies trained at once; the one with the lowest val/selection is kept).",
+    )
+    agreement = model.get("restart_agreement")
+    _require(
+        agreement is None or 0.0 < float(agreement) <= 1.0,
+        f"{p}.restart_agreement={agreement} is a fraction of the stable subspace that every restart must share: "
+        f"set {p}.restart_agreement in (0, 1] (e.g. 0.999), or null to turn it off.",
     )
     scales = (model.get("optimizer") or {}).get("restart_lr_scales")
     if scales is not None:

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mdcrl.moment import subspace_overlap
+
 
 class StackedLinear(nn.Module):
     """``restarts`` independent nn.Linear layers applied at once: (B, in) or (R, B, in) -> (R, B, out).
@@ -117,6 +119,25 @@ def fit_whitening(x: np.ndarray, tolerance: float = 1e-9, dims: int | None = Non
     if dims is not None:
         keep &= np.arange(len(values)) >= len(values) - dims  # eigh sorts ascending: the last dims
     return mean.astype(np.float32), (vectors[:, keep] / np.sqrt(values[keep])).astype(np.float32)
+
+
+@torch.no_grad()
+def restart_agreement(autoencoder: Autoencoder, d_s: int, reference: int) -> float | None:
+    """How closely every restart's stable subspace (the span of its first ``d_s`` encoder directions,
+    in the model's input coordinates) coincides with restart ``reference``'s: the smallest
+    moment.subspace_overlap over the other copies (1: the same subspace). Linear encoders only (either
+    frame; biases do not move a subspace); None otherwise or with a single restart. Ground-truth free:
+    restarts that agree leave nothing to choose between."""
+    encoder = autoencoder.encoder
+    if isinstance(encoder, FrameEncoder):
+        weight = encoder.frame.weight
+    elif isinstance(encoder, StackedLinear):
+        weight = encoder.weight
+    else:
+        return None
+    stable = weight[..., :d_s].detach().double().numpy()
+    others = [r for r in range(stable.shape[0]) if r != reference]
+    return min((subspace_overlap(stable[reference], stable[r]) for r in others), default=None)
 
 
 class Autoencoder(nn.Module):
