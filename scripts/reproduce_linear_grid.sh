@@ -10,6 +10,8 @@
 #   scripts/reproduce_linear_grid.sh --part random-init   the min-max commands with model.init=random
 #                                              (the paper's initialisation, beside the warm start)
 #   scripts/reproduce_linear_grid.sh --out DIR  write the report to DIR instead of docs/results/linear
+#   scripts/reproduce_linear_grid.sh --sweep DIR  run into DIR instead of multirun/linear-grid (e.g. a
+#                                              variant with extra overrides beside the defaults' grid)
 # Without --penalty/--part: every part, in the order minmax, closed-form, mmd, minmax-mmd, random-init;
 # with them, the parts named, in the order given.
 # Re-running resumes: finished runs are skipped, interrupted ones resume from their last checkpoint,
@@ -30,6 +32,7 @@ while [[ $# -gt 0 ]]; do
       shift ;;
     --penalty|--part) PENALTIES+=("$2"); shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --sweep) SWEEP="$2"; shift 2 ;;
     *) break ;;
   esac
 done
