@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The coloured-digits runs of docs/results/mnist/README.md at the CPU setting (experiment=mnist_cpu_stage1
 # and mnist_cpu_stage2, the embedded scikit-learn digits), 3 seeds:
-#   scripts/mnist_cpu.sh [--part stage1|stage2|stage2-sigma-null|report]... [--case C]... [hydra overrides...]
+#   scripts/mnist_cpu.sh [--part stage1|stage2|stage2-linear|stage2-unbiased|stage2-sigma-null|report]... [--case C]... [hydra overrides...]
 #     stage2-linear:     min-max + MMD stage 2 with the linear autoencoder of the linear grid and its
 #                        moment warm start (LINEAR_STAGE2 below) instead of the MLP, and its no-penalty
 #                        control (not in the default parts)
+#     stage2-unbiased:   min-max + MMD stage 2 with model.mmd_loss.unbiased=true (the MMD U-statistic)
+#                        (not in the default parts)
 #     stage2-sigma-null: min-max + MMD stage 2 with model.mmd_loss.fix_sigma=null (the MMD bandwidth
 #                        from the batch's mean distance, as the seed's linear MMD commands set it),
 #                        beside the preset's fixed bandwidth 1 (not in the default parts)
@@ -58,6 +60,9 @@ if wanted stage2-linear; then
   stage2 minmax-mmd-linear model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. "${LINEAR_STAGE2[@]}"
   # the no-penalty control starts every restart at random (no warm start without an invariance penalty)
   stage2 none-linear model.penalty_criterion.minmax=0. model.penalty_criterion.mmd=0. "${LINEAR_STAGE2[@]}"
+fi
+if wanted stage2-unbiased; then  # the MMD U-statistic (no chance term that rewards clustered h_S)
+  stage2 minmax-mmd-unbiased model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.unbiased=true
 fi
 if wanted stage2-sigma-null; then
   stage2 minmax-mmd-sigma-null model.penalty_criterion.minmax=1. model.penalty_criterion.mmd=1. model.mmd_loss.fix_sigma=null
