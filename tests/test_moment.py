@@ -256,7 +256,7 @@ def test_a_run_whose_restarts_agree_records_it_and_ends_without_the_floor(tmp_pa
     never_better = ["callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=1"]
     common = ["model.warm_start_margin=0", "model.warm_start_patience=1", "trainer.max_epochs=6", "trainer.min_epochs=6"]
     run(compose([*common, *never_better, "model.restart_agreement=0.000001"]), run_dir=tmp_path / "agree")
-    run(compose([*common, *never_better]), run_dir=tmp_path / "off")
+    run(compose([*common, *never_better, "model.restart_agreement=null"]), run_dir=tmp_path / "off")
     (_, on), (_, off) = _metrics(tmp_path / "agree"), _metrics(tmp_path / "off")
     assert (on["warm_start"]["narrowed_at"], on["warm_start"]["narrowed_because"]) == (1, "restarts agree")
     assert 0 < on["warm_start"]["restart_agreement"] <= 1 and on["epochs"] == 2
