@@ -21,6 +21,8 @@ variant_overrides() {
     mmd-unbiased) echo "$MMD model.mmd_loss.unbiased=true model.penalty_standardize=true" ;;
     mmd-unbiased-only) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0." ;;
     mmd-unbiased-only-b4096) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
+    wide10-mmd-unbiased-only-b4096) echo "model.z_dim=12 model.z_dim_invariant=10 $MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
+    wide16-mmd-unbiased-b4096) echo "model.z_dim=18 model.z_dim_invariant=16 $MMD model.mmd_loss.unbiased=true model.penalty_standardize=true model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
     wide16-mmd-unbiased-only-b4096) echo "model.z_dim=18 model.z_dim_invariant=16 $MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
     mmd-unbiased-only-w10) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_weight=10." ;;
     minmax-null) echo "model.minmax_loss.null_corrected=true model.penalty_standardize=true" ;;
