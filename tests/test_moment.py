@@ -213,7 +213,9 @@ def test_warm_start_patience_narrows_to_the_best_copy_once_the_restarts_agree():
     e = np.eye(6)
     ae = linear_autoencoder(6, 4, restarts=3)
     ae.chosen.fill_(1)  # the lowest score of the last validation
-    module = SimpleNamespace(autoencoder=ae, last_selection=torch.tensor([0.5, 0.2, 0.3]), restart_selection_epochs=100)
+    module = SimpleNamespace(
+        autoencoder=ae, z_dim_stable=2, last_selection=torch.tensor([0.5, 0.2, 0.3]), restart_selection_epochs=100
+    )
     trainer = SimpleNamespace(
         sanity_checking=False,
         callback_metrics={"val/selection": torch.tensor(0.2)},
@@ -225,7 +227,7 @@ def test_warm_start_patience_narrows_to_the_best_copy_once_the_restarts_agree():
         trainer.current_epoch = module.current_epoch = epoch - 1
         callback.on_validation_end(trainer, module)
 
-    patience = WarmStartPatience(bar=0.25, patience=2, warm_copy=0, margin_score=0.01, agreement=0.999, d_s=2)
+    patience = WarmStartPatience(bar=0.25, patience=2, warm_copy=0, margin_score=0.01, agreement=0.999)
     _frames(ae, [e[:, :2], e[:, [0, 2]], e[:, :2]])
     validation_end(patience, 2)  # beaten, the warm copy does not lead, the copies disagree: usual rules
     assert patience.narrowed_from is None and trainer.fit_loop.min_epochs == 100 and not trainer.should_stop
@@ -234,12 +236,12 @@ def test_warm_start_patience_narrows_to_the_best_copy_once_the_restarts_agree():
     validation_end(patience, 3)  # now they agree: the best copy trains on alone, floor waived
     assert (patience.narrowed_from, patience.narrowed_because) == (3, "restarts agree")
     assert trainer.fit_loop.min_epochs == 0 and not trainer.should_stop
-    resumed = WarmStartPatience(bar=0.25, patience=2, agreement=0.999, d_s=2)
+    resumed = WarmStartPatience(bar=0.25, patience=2, agreement=0.999)
     resumed.load_state_dict(patience.state_dict())
     trainer.fit_loop.min_epochs = 100
     resumed.on_train_epoch_start(trainer, module)  # a resumed run repeats the decision
     assert module.restart_selection_epochs == 3 and trainer.fit_loop.min_epochs == 0
-    off = WarmStartPatience(bar=0.25, patience=2, agreement=None, d_s=2)
+    off = WarmStartPatience(bar=0.25, patience=2, agreement=None)
     module.restart_selection_epochs, trainer.fit_loop.min_epochs = 100, 100
     validation_end(off, 2)
     validation_end(off, 3)

@@ -129,14 +129,12 @@ class WarmStartPatience(L.Callback):
         warm_copy: int = 0,
         margin_score: float = 0.0,
         agreement: float | None = None,
-        d_s: int | None = None,
     ):
         self.bar = float(bar)
         self.patience = int(patience)
         self.warm_copy = int(warm_copy)
         self.margin_score = float(margin_score)
         self.agreement = agreement
-        self.d_s = d_s
         self.beaten = False
         self.narrowed_from: int | None = None  # the first epoch that trains one copy alone
         self.narrowed_because: str | None = None  # "warm copy leads" | "restarts agree"
@@ -183,9 +181,10 @@ class WarmStartPatience(L.Callback):
     def _restarts_agree(self, pl_module) -> bool:
         last = pl_module.restart_selection_epochs
         narrowing_anyway = last is not None and pl_module.current_epoch + 1 >= last
-        if self.agreement is None or self.d_s is None or pl_module.autoencoder.only_chosen or narrowing_anyway:
+        if self.agreement is None or pl_module.autoencoder.only_chosen or narrowing_anyway:
             return False
-        self.last_agreement = restart_agreement(pl_module.autoencoder, self.d_s, int(pl_module.autoencoder.chosen))
+        autoencoder = pl_module.autoencoder
+        self.last_agreement = restart_agreement(autoencoder, pl_module.z_dim_stable, int(autoencoder.chosen))
         return self.last_agreement is not None and self.last_agreement >= self.agreement
 
     def state_dict(self) -> dict:

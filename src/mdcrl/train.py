@@ -163,7 +163,7 @@ def train_and_evaluate(
         if warm["patience"] is not None:
             margin_score = warm["margin"] * warm["selection_null_std"]
             agreement = settings.model.restart_agreement
-            patience = WarmStartPatience(warm["bar"], warm["patience"], WARM_COPY, margin_score, agreement, module.z_dim_stable)
+            patience = WarmStartPatience(warm["bar"], warm["patience"], WARM_COPY, margin_score, agreement)
     with quiet_lightning():
         trainer = build_trainer(settings, run_dir, clock, previous.resume_epoch, extra_callbacks=[patience] if patience else [])
         info["setup_time_s"] = info.get("setup_time_s", 0.0) + time.perf_counter() - setup_start
