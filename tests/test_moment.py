@@ -275,6 +275,38 @@ def test_warm_start_patience_must_be_a_positive_number_of_epochs(compose):
     )
 
 
+@pytest.mark.parametrize(
+    "penalties, expected",
+    [
+        (["model.penalty_criterion.minmax=1.", "model.penalty_criterion.mmd=0."], 20),
+        (["model.penalty_criterion.minmax=0.", "model.penalty_criterion.mmd=1."], 5),
+        (["model.penalty_criterion.minmax=1.", "model.penalty_criterion.mmd=1."], 20),
+        (["model.penalty_criterion.minmax=0.", "model.penalty_criterion.mmd=1.", "model.warm_start_patience=20"], 20),
+    ],
+)
+def test_auto_warm_start_patience_is_short_only_when_mmd_is_the_only_penalty(compose, penalties, expected):
+    from mdcrl.settings import RunSettings
+    from mdcrl.validation import validate_config
+
+    cfg = compose(penalties)
+    validate_config(cfg)
+    settings = RunSettings.from_config(cfg)
+    assert settings.model.warm_start_patience == expected
+    # the run's identity holds the resolved number: auto and the number it stands for are one run
+    explicit = RunSettings.from_config(compose([*penalties, f"model.warm_start_patience={expected}"]))
+    assert settings.identity() == explicit.identity()
+
+
+def test_warm_start_patience_names_auto_for_a_wrong_word(compose):
+    from mdcrl.validation import validate_config
+
+    with pytest.raises(ConfigError) as err:
+        validate_config(compose(["model.warm_start_patience=soon"]))
+    assert str(err.value) == (
+        "model.warm_start_patience='soon' must be auto, a whole number >= 1 or null; set model.warm_start_patience=auto."
+    )
+
+
 def test_selection_null_spread_is_the_penalty_noise_of_a_block_without_domain_dependence(compose):
     # Permuting the domain labels leaves nothing for the penalty to see; its spread then shrinks as
     # the validation split grows (the score's sampling noise), and a zero weight leaves no spread.

@@ -135,6 +135,10 @@ NUMBER_SETTINGS = [
 ]
 
 
+# Settings that also take the value auto (a default chosen by the run's other settings).
+AUTO_SETTINGS = {"model.warm_start_patience"}
+
+
 def _is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -177,6 +181,9 @@ def validate_numbers(cfg) -> None:
     for path, kind, minimum, nullable in NUMBER_SETTINGS:
         _require_mappings_above(cfg, path)
         value = OmegaConf.select(cfg, path, default=_MISSING)
+        if path in AUTO_SETTINGS and isinstance(value, str):
+            _require(value == "auto", f"{path}={value!r} must be auto, a whole number >= {minimum} or null; set {path}=auto.")
+            continue
         if value is not _MISSING:
             _check_number(path, value, kind, minimum, nullable)
     criteria = cfg.model.get("penalty_criterion") or {}
