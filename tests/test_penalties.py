@@ -64,6 +64,18 @@ def test_mmd_matches_naive(fix_sigma, kernels, unbiased):
     )
 
 
+@pytest.mark.parametrize("kernels", [(5, 2.0), (3, 1.5)])
+def test_mmd_without_gradient_gives_the_same_value(kernels):
+    # validation and the selection score take the forward pass that skips the gradient's matrix
+    h, dom = _batch(n=300, d=4, k=6)
+    h = torch.stack([h, 2 * h]).float()  # two restarts, each with its own bandwidths
+    with_grad = P.mmd_penalty(h.clone().requires_grad_(True), dom, 6, kernel_number=kernels[0], kernel_multiplier=kernels[1])
+    with torch.no_grad():
+        without = P.mmd_penalty(h.clone().requires_grad_(True), dom, 6, kernel_number=kernels[0], kernel_multiplier=kernels[1])
+    assert with_grad.requires_grad and not without.requires_grad
+    assert torch.equal(with_grad.detach(), without)
+
+
 def test_unbiased_mmd_does_not_reward_clustering_invariant_latents():
     # Two domains with the same distribution: uniform latents, or the same latents pushed to two
     # levels (a saturated h_S). The biased estimator averages well above 0 for both, and lower for
