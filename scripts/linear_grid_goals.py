@@ -65,7 +65,8 @@ def main(argv=None) -> int:
         if not (zinv >= 0.99 and zsp <= 0.01):
             misses[2].append(f"{cell}: {zinv:.4f} / {zsp:.4f}")
     if dynamic:
-        certified = [c for c in cells if all(r.metrics.get("support_identifiable") for r in runs.get(("minmax", independent, c), []))]
+        twins = {c: runs.get(("minmax", independent, c), []) for c in cells}
+        certified = [c for c in cells if all(r.metrics.get("support_identifiable") for r in twins[c])]
         for method, where in (("mmd", easy[dynamic]), ("minmax", certified), ("minmax+mmd", certified)):
             for cell in where:
                 value = mean(method, dynamic, cell, "r2_hinv_from_zinv")
@@ -82,7 +83,8 @@ def main(argv=None) -> int:
         for scm in scms:
             for cell in cells:
                 now = [r.metrics["r2_zinv_from_hinv"] for r in runs.get(("minmax [init=random]", scm, cell), [])]
-                old = before[(before["z_dim"] == cell[0]) & (before["num_domains"] == cell[1]) & (before["column"] == f"minmax, {scm}")]
+                same_cell = (before["z_dim"] == cell[0]) & (before["num_domains"] == cell[1])
+                old = before[same_cell & (before["column"] == f"minmax, {scm}")]
                 if len(now) < 2 or old.empty:
                     continue
                 noise = 2 * max(statistics.stdev(now), float(old["std"].iloc[0]))
