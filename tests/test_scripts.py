@@ -87,3 +87,25 @@ def test_compare_linear_grid_lists_the_cells_that_moved_beyond_the_tolerance(tmp
     out = capsys.readouterr().out
     assert "| 8 | 4 | 0.9500 ± 0.0100 | 0.9300 ± 0.0100 |" in out
     assert "1 of 2 (cell, method) means moved by more than 0.001" in out and "(8, 4) mmd: 0.9500 -> 0.9300 (-0.0200)" in out
+
+
+def test_linear_grid_goals_names_the_cells_where_mmd_falls_below_the_closed_form(tmp_path, compose, capsys):
+    run(compose(["trainer.max_epochs=0"]), run_dir=tmp_path / "run-closed-form")
+    mmd = ["model.penalty_criterion.minmax=0.", "model.penalty_criterion.mmd=1.", "trainer.max_epochs=2"]
+    run(compose(mmd), run_dir=tmp_path / "run-mmd")
+    script = load_script("linear_grid_goals")
+
+    def set_r2(name, value):
+        path = tmp_path / name / "metrics.json"
+        metrics = json.loads(path.read_text())
+        path.write_text(json.dumps({**metrics, "r2_zinv_from_hinv": value, "r2_zsp_from_hinv": 0.0}))
+
+    set_r2("run-closed-form", 0.995)
+    set_r2("run-mmd", 0.995)
+    script.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "independent 1/1" in out and "goal 2: met" in out and "goal 4: met" in out
+    set_r2("run-mmd", 0.99)  # 0.005 below the closed form: goal 4 fails there, goal 2 (>= 0.99) still holds
+    script.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "goal 2: met" in out and "goal 4: NOT met: independent (8, 4): 0.0050 below" in out
