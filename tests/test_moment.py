@@ -291,7 +291,7 @@ def test_auto_warm_start_patience_is_short_only_when_mmd_is_the_only_penalty(com
     cfg = compose(penalties)
     validate_config(cfg)
     settings = RunSettings.from_config(cfg)
-    assert settings.model.warm_start_patience == expected
+    assert settings.warm_start_patience == expected
     # the run's identity holds the resolved number: auto and the number it stands for are one run
     explicit = RunSettings.from_config(compose([*penalties, f"model.warm_start_patience={expected}"]))
     assert settings.identity() == explicit.identity()

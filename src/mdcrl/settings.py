@@ -107,8 +107,9 @@ class ModelSettings:
     whiten_dims: int | None = None  # whitening keeps only this many principal directions; None: all with variance
     # init=moment: a trained copy replaces the warm start only below its score less this many null spreads
     warm_start_margin: float = 0.0
-    # init=moment: stop once this many epochs passed with none below the warm start's bar; None: off
-    warm_start_patience: int | None = None
+    # init=moment: stop once this many epochs passed with none below the warm start's bar; None: off;
+    # "auto": by the penalties (RunSettings.warm_start_patience)
+    warm_start_patience: int | str | None = None
     # init=moment, from the patience epoch: narrow to the best copy once every restart's stable subspace agrees to this; None: off
     restart_agreement: float | None = None
 
@@ -201,7 +202,7 @@ class RunSettings:
             init=str(m.get("init", "random")),
             whiten_dims=m.get("whiten_dims"),
             warm_start_margin=float(m.get("warm_start_margin", 0.0)),
-            warm_start_patience=resolve_warm_start_patience(m.get("warm_start_patience"), penalties.weights),
+            warm_start_patience=m.get("warm_start_patience"),
             restart_agreement=m.get("restart_agreement"),
         )
         data = DataSettings(dm.pop("name"), int(dm.pop("batch_size")), dm)
@@ -290,11 +291,17 @@ class RunSettings:
             }
         )
 
+    @property
+    def warm_start_patience(self) -> int | None:
+        """model.warm_start_patience as the run uses it (auto resolved by the penalties)."""
+        return resolve_warm_start_patience(self.model.warm_start_patience, self.penalties.weights)
+
     def identity(self) -> dict:
         """What a run computes: the settings without the presentation ones and without ckpt_path (a
         run directory may be continued from any checkpoint of the same run)."""
         plain = OmegaConf.to_container(self.to_config(), resolve=True)
         plain.pop("ckpt_path", None)
+        plain["model"]["warm_start_patience"] = self.warm_start_patience  # auto and the number it stands for: one run
         for dotted in PRESENTATION_SETTINGS:
             _parent_of(plain, dotted).pop(dotted.rsplit(".", 1)[-1], None)
         optimizer = plain["model"]["optimizer"]

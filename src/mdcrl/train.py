@@ -159,7 +159,7 @@ def train_and_evaluate(
     if warm is not None:  # a trained copy replaces the warm start only by more than the score's own noise
         warm["margin"] = settings.model.warm_start_margin
         warm["bar"] = warm["selection"] - warm["margin"] * warm["selection_null_std"]
-        warm["patience"] = settings.model.warm_start_patience
+        warm["patience"] = settings.warm_start_patience
         if warm["patience"] is not None:
             margin_score = warm["margin"] * warm["selection_null_std"]
             agreement = settings.model.restart_agreement
