@@ -114,8 +114,8 @@ class ModelSettings:
     restart_agreement: float | None = None
 
 
-# model.warm_start_patience=auto: the patience by penalty, measured on the linear grid (docs/throughput.md,
-# "MMD's patience"): with MMD the only penalty no trained copy ever scored below the warm start's bar in
+# model.warm_start_patience=auto: the patience by penalty, measured on the linear grid
+# (docs/results/linear/mmd-patience/): with MMD the only penalty no trained copy ever scored below the warm start's bar in
 # 157 of 160 runs, so its 20 epochs x 4 copies were spent for nothing; with min-max (alone or with MMD)
 # a quarter of the runs first beat the bar between epochs 3 and 20, so it keeps 20.
 PATIENCE_DISTRIBUTION_ONLY = 5
