@@ -64,14 +64,16 @@ def test_mmd_matches_naive(fix_sigma, kernels, unbiased):
     )
 
 
+@pytest.mark.parametrize("per_pair", [False, True])
 @pytest.mark.parametrize("kernels", [(5, 2.0), (3, 1.5)])
-def test_mmd_without_gradient_gives_the_same_value(kernels):
+def test_mmd_without_gradient_gives_the_same_value(kernels, per_pair):
     # validation and the selection score take the forward pass that skips the gradient's matrix
     h, dom = _batch(n=300, d=4, k=6)
     h = torch.stack([h, 2 * h]).float()  # two restarts, each with its own bandwidths
-    with_grad = P.mmd_penalty(h.clone().requires_grad_(True), dom, 6, kernel_number=kernels[0], kernel_multiplier=kernels[1])
+    options = dict(kernel_number=kernels[0], kernel_multiplier=kernels[1], per_pair=per_pair)
+    with_grad = P.mmd_penalty(h.clone().requires_grad_(True), dom, 6, **options)
     with torch.no_grad():
-        without = P.mmd_penalty(h.clone().requires_grad_(True), dom, 6, kernel_number=kernels[0], kernel_multiplier=kernels[1])
+        without = P.mmd_penalty(h.clone().requires_grad_(True), dom, 6, **options)
     assert with_grad.requires_grad and not without.requires_grad
     assert torch.equal(with_grad.detach(), without)
 

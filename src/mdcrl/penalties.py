@@ -209,6 +209,13 @@ class _WeightedKernelSum(torch.autograd.Function):
         return grad_out[..., None, None] * grad_h, None, None, None, None, None
 
 
+def weighted_kernel_sum(h, weights, fix_sigma, kernel_number, kernel_multiplier) -> torch.Tensor:
+    """_WeightedKernelSum of h, told whether a gradient can follow: inside its forward pass grad mode
+    is always off and ctx.needs_input_grad is still True under torch.no_grad, so only the caller knows."""
+    need_grad = torch.is_grad_enabled() and h.requires_grad
+    return _WeightedKernelSum.apply(h, weights, fix_sigma, int(kernel_number), float(kernel_multiplier), need_grad)
+
+
 def mmd_penalty(
     h: torch.Tensor,
     domains: torch.Tensor,
@@ -260,8 +267,7 @@ def mmd_penalty(
     weights = one_hot @ coef @ one_hot.T  # = coef[domains][:, domains], exactly; a B x B gather was 4x slower
     if unbiased:
         weights.fill_diagonal_(0.0)
-    need_grad = torch.is_grad_enabled() and h.requires_grad
-    return _WeightedKernelSum.apply(h, weights, fix_sigma, int(kernel_number), float(kernel_multiplier), need_grad)
+    return weighted_kernel_sum(h, weights, fix_sigma, kernel_number, kernel_multiplier)
 
 
 def mmd_penalty_per_pair(
@@ -289,9 +295,7 @@ def mmd_penalty_per_pair(
             pair = torch.cat([rows[a][:m], rows[b][:m]])
             weights = torch.full((2 * m, 2 * m), 1.0 / (m * m), dtype=h.dtype, device=h.device)
             weights[:m, m:] = weights[m:, :m] = -1.0 / (m * m)
-            values.append(
-                _WeightedKernelSum.apply(h[..., pair, :], weights, fix_sigma, int(kernel_number), float(kernel_multiplier))
-            )
+            values.append(weighted_kernel_sum(h[..., pair, :], weights, fix_sigma, kernel_number, kernel_multiplier))
     stacked = torch.stack(values)
     return stacked.sum(dim=0) if reduction == "sum" else stacked.mean(dim=0)
 
