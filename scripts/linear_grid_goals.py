@@ -25,12 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mdcrl.report import find_runs, method_name, scm_name
-
-
-def cell_key(run) -> tuple[int, int]:
-    ds = run.config["datamodule"]["dataset"]
-    return int(ds["z_dim"]), int(ds["num_domains"])
+from mdcrl.report import describe, find_runs, method_name, scm_name
 
 
 def main(argv=None) -> int:
@@ -41,26 +36,27 @@ def main(argv=None) -> int:
     runs = defaultdict(list)  # (method, scm, cell) -> runs
     for run in find_runs([args.sweep]):
         if run.status == "finished":
-            runs[method_name(run.config), scm_name(run.config), cell_key(run)].append(run)
+            row = describe(run, "config")  # the report's cell
+            runs[method_name(run.config), scm_name(run.config), (row["z_dim"], row["num_domains"])].append(run)
 
     def mean(method, scm, cell, metric):
         values = [r.metrics[metric] for r in runs.get((method, scm, cell), [])]
         return statistics.mean(values) if values else float("nan")
 
     scms = sorted({scm for _, scm, _ in runs})
-    independent = next(s for s in scms if s == "independent")
-    dynamic = next((s for s in scms if s != "independent"), None)
+    independent = "independent"
+    dynamic = next((s for s in scms if s != independent), None)
     cells = sorted({cell for _, _, cell in runs})
     easy = {scm: [c for c in cells if mean("closed form", scm, c, "r2_zinv_from_hinv") >= 0.99] for scm in scms}
     misses = defaultdict(list)
     for method in ("minmax", "minmax+mmd"):
-        for cell in easy[independent]:
+        for cell in easy.get(independent, []):
             for r in runs.get((method, independent, cell), []):
                 if r.metrics.get("support_identifiable") and not (
                     r.metrics["r2_zinv_from_hinv"] >= 0.995 and r.metrics["r2_zsp_from_hinv"] <= 0.005
                 ):
                     misses[1].append(f"{method} {cell} seed {r.config['seed']}: {r.metrics['r2_zinv_from_hinv']:.4f}")
-    for cell in easy[independent]:
+    for cell in easy.get(independent, []):
         zinv, zsp = (mean("mmd", independent, cell, m) for m in ("r2_zinv_from_hinv", "r2_zsp_from_hinv"))
         if not (zinv >= 0.99 and zsp <= 0.01):
             misses[2].append(f"{cell}: {zinv:.4f} / {zsp:.4f}")
