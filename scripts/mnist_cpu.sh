@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The coloured-digits runs of docs/results/mnist/README.md at the CPU setting (experiment=mnist_cpu_stage1
 # and mnist_cpu_stage2, the embedded scikit-learn digits), 3 seeds:
-#   scripts/mnist_cpu.sh [--part stage1|stage2|stage2-biased|stage2-linear|stage2-converged|stage2-sigma-null|report]... [--case C]... [hydra overrides...]
+#   scripts/mnist_cpu.sh [--part stage1|stage2|stage2-biased|stage2-linear|stage2-converged|stage2-sigma-null|report]... [--case C]...
+#                        [--sweep DIR] [--stage1 OVERRIDE]... [hydra overrides...]
+#     --sweep DIR:       the runs' directory (default multirun/mnist-cpu)
+#     --stage1 OVERRIDE: a hydra override for stage 1 only (the trailing overrides go to every stage)
 #     stage2-linear:     min-max + MMD stage 2 with the linear autoencoder of the linear grid and its
 #                        moment warm start (LINEAR_STAGE2 below) instead of the MLP, and its no-penalty
 #                        control (not in the default parts)

@@ -52,7 +52,10 @@ def test_minmax_matches_naive(top_k, loss_transform):
 @pytest.mark.parametrize("unbiased", [False, True])
 @pytest.mark.parametrize("fix_sigma", [None, 3.0])
 @pytest.mark.parametrize("kernels", [(1, 2.0), (5, 2.0), (3, 1.5)])
-def test_mmd_matches_naive(fix_sigma, kernels, unbiased):
+@pytest.mark.parametrize("block_elements", [None, 2**11])
+def test_mmd_matches_naive(fix_sigma, kernels, unbiased, block_elements, monkeypatch):
+    if block_elements:  # many blocks of rows (13-20 here), the last one short: the gradient is summed over blocks
+        monkeypatch.setattr(P, "KERNEL_BLOCK_ELEMENTS", block_elements)
     _pair(
         "mmd",
         P.mmd_penalty,

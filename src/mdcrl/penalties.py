@@ -157,10 +157,11 @@ class _WeightedKernelSum(torch.autograd.Function):
     for h (R, B, d) one value per restart (R,), each with its own bandwidths.
 
     Written by hand (not left to autograd) for speed: autograd would keep and traverse several
-    B x B intermediates per kernel; here backward needs one B x B matrix and one matmul,
-    d/dh_a = 4 * (rowsum(G)_a h_a - (G h)_a) with G = W * dk/d(sq). The bandwidths (from
-    mmd_bandwidths) are constants. The forward pass goes over blocks of rows (KERNEL_BLOCK_ELEMENTS),
-    each from its diagonal on (the upper triangle; the lower one is its mirror).
+    B x B intermediates per kernel. The gradient is d/dh_a = 4 * (rowsum(G)_a h_a - (G h)_a) with
+    G = W * dk/d(sq); the bandwidths (from mmd_bandwidths) are constants. The forward pass goes over
+    blocks of rows (KERNEL_BLOCK_ELEMENTS), each from its diagonal on (the upper triangle; the lower
+    one is its mirror), and accumulates rowsum(G) and G h block by block while the block is in
+    cache, so G is never stored: backward only scales the (..., B, d) gradient by grad_out.
     """
 
     @staticmethod
@@ -171,7 +172,8 @@ class _WeightedKernelSum(torch.autograd.Function):
         value = h.new_zeros(h.shape[:-2])
         # Without a gradient to come (validation, the selection score) neither the slope nor G is
         # needed: about half of the forward pass's work. The value is computed the same way.
-        g = h.new_empty((*h.shape[:-2], n, n)) if need_grad else None
+        if need_grad:
+            g_rowsum, g_h = h.new_zeros(h.shape[:-1]), torch.zeros_like(h)
         block = max(8, KERNEL_BLOCK_ELEMENTS // (h.shape[:-2].numel() * n))  # rows per block, all restarts together
         # The kernel and W are symmetric: each block of rows is computed from its diagonal on, the
         # entries right of the diagonal block count twice, and G's lower part is their mirror.
@@ -195,17 +197,19 @@ class _WeightedKernelSum(torch.autograd.Function):
             width = stop - start
             value += weighted[..., :width].sum(dim=(-2, -1)) + 2.0 * weighted[..., width:].sum(dim=(-2, -1))
             if need_grad:
-                upper = slope.mul_(block_weights)
-                g[..., rows, cols] = upper
-                g[..., stop:, rows] = upper[..., width:].transpose(-1, -2)
+                upper = slope.mul_(block_weights)  # G[rows, start:]
+                g_rowsum[..., rows] += upper.sum(dim=-1)
+                g_h[..., rows, :] += upper @ h[..., cols, :]
+                mirror = upper[..., width:]  # G[rows, stop:] = G[stop:, rows]^T
+                g_rowsum[..., stop:] += mirror.sum(dim=-2)
+                g_h[..., stop:, :] += mirror.transpose(-1, -2) @ h[..., rows, :]
         if need_grad:
-            ctx.save_for_backward(h, g)
+            ctx.save_for_backward((g_rowsum[..., None] * h).sub_(g_h).mul_(4.0))
         return value
 
     @staticmethod
     def backward(ctx, grad_out):
-        h, g = ctx.saved_tensors
-        grad_h = 4.0 * (g.sum(dim=-1, keepdim=True) * h - g @ h)
+        (grad_h,) = ctx.saved_tensors
         return grad_out[..., None, None] * grad_h, None, None, None, None, None
 
 
