@@ -328,6 +328,40 @@ def test_selection_null_spread_is_the_penalty_noise_of_a_block_without_domain_de
     assert spread(["model.penalty_weight=0"]) == pytest.approx(0, abs=1e-9)
 
 
+MMD = ["model.penalty_criterion.mmd=1.", "model.mmd_loss.fix_sigma=null"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.penalty_criterion.minmax=0.", *MMD],
+        [*MMD, "model.mmd_loss.unbiased=true"],
+        [*MMD, "model.mmd_loss.per_pair=true", "model.mmd_loss.kernel_number=1"],
+        [],  # min-max alone
+    ],
+)
+def test_relabelled_selection_scores_are_one_score_per_labelling(compose, overrides):
+    # The null spread's scores under shuffled labels share one kernel matrix for all labellings;
+    # they are the scores heldout_selection gives each labelling on its own.
+    from mdcrl.builders import build_data, build_module
+    from mdcrl.settings import RunSettings
+
+    settings = RunSettings.from_config(compose(["datamodule.dataset.num_samples.valid=600", *overrides]))
+    data = build_data(settings, None)
+    module = build_module(settings, data)
+    means, outputs = evaluation._split_passes(module, data.splits["valid"], 256)
+    h = torch.cat([o[0][1:2] for o in outputs], dim=1)
+    domains = torch.cat([o[1] for o in outputs])
+    generator = torch.Generator().manual_seed(0)
+    labellings = torch.stack([domains[torch.randperm(len(domains), generator=generator)] for _ in range(3)])
+    recon = means["recon_mse"][1].float()
+    fast = module.selection_scores_relabelled(recon, h[0], labellings)
+    one_by_one = torch.cat([module.heldout_selection(recon[None], [(h, labels)]) for labels in labellings])
+    # float32 sums in another order; the spread between labellings is ~1000x larger
+    assert torch.allclose(fast, one_by_one, rtol=0, atol=2e-6), (fast - one_by_one).abs().max()
+    assert len(set(fast.tolist())) == 3  # the labellings differ, and so do their scores
+
+
 def test_a_hard_cell_reaches_the_limit_from_the_default_command(tmp_path, compose):
     # z_dim 32, 16 domains (certified), fewer samples than the grid: random starts stop near 0.95 at
     # the grid's size; the warm-started default refines to the limit.

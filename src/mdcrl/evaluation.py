@@ -49,11 +49,9 @@ def selection_with_null_spread(
     h = torch.cat([o[0][copy : copy + 1] for o in outputs], dim=1)[:, :SELECTION_MAX_ROWS]
     domains = torch.cat([o[1] for o in outputs])[:SELECTION_MAX_ROWS]  # the rows heldout_selection reads
     generator = torch.Generator().manual_seed(0)  # the same permutations for every run and attempt
-    scores = []
-    for _ in range(permutations):
-        shuffled = domains[torch.randperm(len(domains), generator=generator).to(domains.device)]
-        scores.append(module.heldout_selection(means["recon_mse"][copy : copy + 1].float(), [(h, shuffled)]).double())
-    return score, float(torch.cat(scores).std())
+    shuffled = torch.stack([domains[torch.randperm(len(domains), generator=generator).to(domains.device)] for _ in range(permutations)])
+    scores = module.selection_scores_relabelled(means["recon_mse"][copy].float(), h[0], shuffled).double()
+    return score, float(scores.std())
 
 
 def _split_passes(module: MultiDomainAutoencoder, split: Split, batch_size: int) -> tuple[dict[str, torch.Tensor], list]:

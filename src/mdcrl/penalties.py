@@ -152,6 +152,23 @@ def mmd_bandwidths(h: torch.Tensor, fix_sigma: float | None, kernel_number: int,
 KERNEL_BLOCK_ELEMENTS = 2**18
 
 
+def _kernel_and_slope(sq: torch.Tensor, inv: torch.Tensor, multiplier: float, need_grad: bool):
+    """The kernel sum_q exp(sq * inv_q) of squared distances sq (..., m, n) with inv = -1 / bandwidths
+    (..., Q), and (when need_grad) its slope d kernel / d sq; sq is clamped at 0 in place."""
+    sq.clamp_min_(0.0)
+    kernel = slope = e = None
+    for q in reversed(range(inv.shape[-1])):  # widest first: with multiplier 2, e_{b/2} = e_b ** 2
+        inv_q = inv[..., q, None, None]
+        e = e.square_() if (e is not None and multiplier == 2.0) else torch.exp(sq * inv_q)
+        if kernel is None:
+            kernel, slope = e.clone(), (e * inv_q if need_grad else None)
+        else:
+            kernel.add_(e)
+            if need_grad:
+                slope.addcmul_(e, inv_q)  # in place
+    return kernel, slope
+
+
 class _WeightedKernelSum(torch.autograd.Function):
     """sum_ab W_ab * sum_q exp(-||h_a - h_b||^2 / b_q) for a symmetric W, with a closed-form gradient;
     for h (R, B, d) one value per restart (R,), each with its own bandwidths.
@@ -181,17 +198,7 @@ class _WeightedKernelSum(torch.autograd.Function):
             stop = min(start + block, n)
             rows, cols = slice(start, stop), slice(start, n)
             sq = norms[..., rows, None] + norms[..., None, cols] - 2.0 * h[..., rows, :] @ h[..., cols, :].transpose(-1, -2)
-            sq.clamp_min_(0.0)
-            kernel = slope = e = None  # slope: d kernel / d sq
-            for q in reversed(range(kernel_number)):  # widest first: with multiplier 2, e_{b/2} = e_b ** 2
-                inv_q = inv[..., q, None, None]
-                e = e.square_() if (e is not None and multiplier == 2.0) else torch.exp(sq * inv_q)
-                if kernel is None:
-                    kernel, slope = e.clone(), (e * inv_q if need_grad else None)
-                else:
-                    kernel.add_(e)
-                    if need_grad:
-                        slope.addcmul_(e, inv_q)  # in place
+            kernel, slope = _kernel_and_slope(sq, inv, multiplier, need_grad)
             block_weights = weights[rows, cols]
             weighted = kernel.mul_(block_weights)
             width = stop - start
@@ -255,23 +262,70 @@ def mmd_penalty(
         if unbiased:
             raise ValueError("model.mmd_loss.per_pair=true reproduces the reference's biased estimator: set unbiased=false")
         return mmd_penalty_per_pair(h, domains, num_domains, fix_sigma, kernel_number, kernel_multiplier, reduction)
-    counts = torch.bincount(domains, minlength=num_domains)
-    present = counts > (1 if unbiased else 0)
-    num_present = int(present.sum())
-    if num_present < 2:
+    coef = mmd_block_coefficients(domains, num_domains, reduction, unbiased, h.dtype)
+    if coef is None:
         return _zero_per_restart(h)
-    n = counts.to(h.dtype).clamp_min(1.0)
-    num_pairs = num_present * (num_present - 1) / 2 if reduction == "mean" else 1.0
-    # Coefficient of block (i, j) of the kernel matrix: each domain's K_ii appears in (P - 1) pairs,
-    # each K_ij (i != j) with -2, split over the two symmetric blocks.
-    coef = -1.0 / (n[:, None] * n[None, :])
-    coef.diagonal().mul_(-(num_present - 1) * (n / (n - 1.0).clamp_min(1.0) if unbiased else 1.0))
-    coef = coef * (present[:, None] & present[None, :]) / num_pairs
     one_hot = torch.nn.functional.one_hot(domains, num_domains).to(h.dtype)
     weights = one_hot @ coef @ one_hot.T  # = coef[domains][:, domains], exactly; a B x B gather was 4x slower
     if unbiased:
         weights.fill_diagonal_(0.0)
     return weighted_kernel_sum(h, weights, fix_sigma, kernel_number, kernel_multiplier)
+
+
+def mmd_block_coefficients(domains: torch.Tensor, num_domains: int, reduction: str, unbiased: bool, dtype) -> torch.Tensor | None:
+    """The coefficient (num_domains, num_domains) of each block (i, j) of the kernel matrix in
+    mmd_penalty's weighted sum, or None when fewer than two domains take part."""
+    counts = torch.bincount(domains, minlength=num_domains)
+    present = counts > (1 if unbiased else 0)
+    num_present = int(present.sum())
+    if num_present < 2:
+        return None
+    n = counts.to(dtype).clamp_min(1.0)
+    num_pairs = num_present * (num_present - 1) / 2 if reduction == "mean" else 1.0
+    # Each domain's K_ii appears in (P - 1) pairs, each K_ij (i != j) with -2, split over the two
+    # symmetric blocks.
+    coef = -1.0 / (n[:, None] * n[None, :])
+    coef.diagonal().mul_(-(num_present - 1) * (n / (n - 1.0).clamp_min(1.0) if unbiased else 1.0))
+    return coef * (present[:, None] & present[None, :]) / num_pairs
+
+
+@torch.no_grad()
+def mmd_penalty_relabelled(
+    h: torch.Tensor,
+    labellings: torch.Tensor,
+    num_domains: int,
+    fix_sigma: float | None = None,
+    kernel_number: int = 5,
+    kernel_multiplier: float = 2.0,
+    reduction: str = "mean",
+    unbiased: bool = False,
+) -> torch.Tensor:
+    """mmd_penalty of one h (N, d) under each of P domain labellings (P, N) (e.g. permutations, for
+    the score's spread under shuffled labels), without gradient: (P,).
+
+    The kernel matrix K does not depend on the labels (nor do the bandwidths), and the penalty is
+    sum_ij coef_ij (O^T K O)_ij with O the labelling's one-hot (N, num_domains), so K is computed
+    once, in blocks of rows, each multiplied at once by the one-hots of all labellings: one pass of
+    exps instead of P (the same values up to float rounding)."""
+    n = h.shape[0]
+    inv = -1.0 / mmd_bandwidths(h, fix_sigma, kernel_number, kernel_multiplier)
+    norms = h.square().sum(dim=-1)
+    one_hots = torch.nn.functional.one_hot(labellings, num_domains).to(h.dtype)  # (P, N, D)
+    stacked = one_hots.permute(1, 0, 2).reshape(n, -1)  # (N, P * D)
+    kernel_one_hots = torch.empty_like(stacked)  # K @ stacked
+    block = max(8, KERNEL_BLOCK_ELEMENTS // n)
+    for start in range(0, n, block):
+        rows = slice(start, min(start + block, n))
+        kernel, _ = _kernel_and_slope(norms[rows, None] + norms[None, :] - 2.0 * h[rows] @ h.T, inv, kernel_multiplier, False)
+        if unbiased:  # the U-statistic leaves out k(h_a, h_a)
+            kernel.diagonal(offset=start).zero_()
+        kernel_one_hots[rows] = kernel @ stacked
+    block_sums = torch.einsum("pna,npb->pab", one_hots, kernel_one_hots.view(n, *one_hots.shape[::2]))  # O^T K O
+    values = []
+    for labels, sums in zip(labellings, block_sums):
+        coef = mmd_block_coefficients(labels, num_domains, reduction, unbiased, h.dtype)
+        values.append(h.new_zeros(()) if coef is None else (coef * sums).sum())
+    return torch.stack(values)
 
 
 def mmd_penalty_per_pair(

@@ -182,12 +182,17 @@ class MultiDomainAutoencoder(L.LightningModule):
         _, parts, h = self.losses(to_model_input(x), domains)
         return parts, h
 
-    def selection_score(self, recon_mse: torch.Tensor, h_s: torch.Tensor, domains: torch.Tensor) -> torch.Tensor:
+    def selection_score(
+        self, recon_mse: torch.Tensor, h_s: torch.Tensor, domains: torch.Tensor, mmd: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The model-selection score (R,) of a held-out split: its mean reconstruction error (R,) plus
         the weighted penalties of its stable latents h_s (R, N, d_S) with their domains (N,), all
-        rows at once (see the module docstring); callers pass at most SELECTION_MAX_ROWS rows."""
+        rows at once (see the module docstring); callers pass at most SELECTION_MAX_ROWS rows.
+        ``mmd``: the MMD term (R,) when the caller has it already (selection_scores_relabelled)."""
         score = recon_mse
-        terms = self.scale_free_terms(h_s, domains, names=("mmd", *SCALE_FREE_PENALTIES))
+        terms = self.scale_free_terms(h_s, domains, names=SCALE_FREE_PENALTIES if mmd is not None else ("mmd", *SCALE_FREE_PENALTIES))
+        if mmd is not None and self.penalties.weights.get("mmd", 0) > 0:
+            terms["mmd"] = mmd
         for name, value in terms.items():
             score = score + self.penalties.scale * self.penalties.weights[name] * value
         return score
@@ -198,6 +203,24 @@ class MultiDomainAutoencoder(L.LightningModule):
         h = torch.cat([o[0] for o in outputs], dim=1)[:, :SELECTION_MAX_ROWS, : self.z_dim_stable]
         domains = torch.cat([o[1] for o in outputs])[:SELECTION_MAX_ROWS]
         return self.selection_score(recon_mse, h, domains)
+
+    def selection_scores_relabelled(self, recon_mse: torch.Tensor, h: torch.Tensor, labellings: torch.Tensor) -> torch.Tensor:
+        """selection_score of one copy's held-out latents h (N, z) (at most SELECTION_MAX_ROWS rows)
+        under each domain labelling (P, N), as P calls of selection_score would give, with the MMD's
+        kernel matrix computed once for all labellings (penalties.mmd_penalty_relabelled): (P,)."""
+        h_s = h[None, :, : self.z_dim_stable]
+        mmd = None
+        if self.penalties.weights.get("mmd", 0) > 0:
+            options = {**asdict(self.penalties.mmd), "reduction": self.penalties.reduction}
+            options.pop("per_pair")  # the relabelled sum is the one-matrix estimator, per_pair's differs
+            if not self.penalties.mmd.per_pair:
+                mmd = penalty_fns.mmd_penalty_relabelled(h_s[0], labellings, self.num_domains, **options)
+        return torch.cat(
+            [
+                self.selection_score(recon_mse, h_s, labels, mmd=None if mmd is None else mmd[i : i + 1])
+                for i, labels in enumerate(labellings)
+            ]
+        )
 
     def clip_per_restart(self, max_norm: float | None) -> None:
         """Clip the gradient norm of each restart separately, so that the copies stay independent
