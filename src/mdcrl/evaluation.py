@@ -49,7 +49,8 @@ def selection_with_null_spread(
     h = torch.cat([o[0][copy : copy + 1] for o in outputs], dim=1)[:, :SELECTION_MAX_ROWS]
     domains = torch.cat([o[1] for o in outputs])[:SELECTION_MAX_ROWS]  # the rows heldout_selection reads
     generator = torch.Generator().manual_seed(0)  # the same permutations for every run and attempt
-    shuffled = torch.stack([domains[torch.randperm(len(domains), generator=generator).to(domains.device)] for _ in range(permutations)])
+    orders = [torch.randperm(len(domains), generator=generator).to(domains.device) for _ in range(permutations)]
+    shuffled = torch.stack([domains[order] for order in orders])
     scores = module.selection_scores_relabelled(means["recon_mse"][copy].float(), h[0], shuffled).double()
     return score, float(scores.std())
 

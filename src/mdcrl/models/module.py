@@ -190,7 +190,8 @@ class MultiDomainAutoencoder(L.LightningModule):
         rows at once (see the module docstring); callers pass at most SELECTION_MAX_ROWS rows.
         ``mmd``: the MMD term (R,) when the caller has it already (selection_scores_relabelled)."""
         score = recon_mse
-        terms = self.scale_free_terms(h_s, domains, names=SCALE_FREE_PENALTIES if mmd is not None else ("mmd", *SCALE_FREE_PENALTIES))
+        names = SCALE_FREE_PENALTIES if mmd is not None else ("mmd", *SCALE_FREE_PENALTIES)
+        terms = self.scale_free_terms(h_s, domains, names=names)
         if mmd is not None and self.penalties.weights.get("mmd", 0) > 0:
             terms["mmd"] = mmd
         for name, value in terms.items():
