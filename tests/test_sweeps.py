@@ -259,3 +259,23 @@ def test_run_id_keeps_a_directory_named_before_by_its_overrides(tmp_path):
     assert run_id("seed=3", root) != legacy  # it holds another run: not this one's directory
     (tmp_path / legacy / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     assert run_id("seed=3", root) == legacy
+
+
+def test_sweeper_checks_one_job_per_config_group_choice_before_the_launch(tmp_path):
+    from hydra_plugins.mdcrl_sweeper import representative_jobs
+
+    batch = [
+        ["model/autoencoder=linear_ae", "datamodule.dataset.z_dim=8", "seed=1"],
+        ["model/autoencoder=linear_ae", "datamodule.dataset.z_dim=16", "seed=1"],
+        ["model/autoencoder=mlp_ae", "datamodule.dataset.z_dim=8", "seed=1"],
+        ["model/autoencoder=mlp_ae", "datamodule.dataset.z_dim=16", "hydra.launcher.n_jobs=1"],
+    ]
+    groups = {"model/autoencoder", "model", "datamodule"}
+    assert representative_jobs(batch, groups.__contains__) == [batch[0], batch[2], batch[3]]
+    # A group option that does not exist, picked by a later job only, still stops the sweep before
+    # any run starts: every distinct group choice is composed first.
+    cmd = sweep_command(tmp_path, "model/autoencoder=linear_ae,no_such_autoencoder")
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "no_such_autoencoder" in done.stderr
+    assert run_dirs(tmp_path) == []
