@@ -109,3 +109,8 @@ def test_linear_grid_goals_names_the_cells_where_mmd_falls_below_the_closed_form
     script.main([str(tmp_path)])
     out = capsys.readouterr().out
     assert "goal 2: met" in out and "goal 4: NOT met: independent (8, 4): 0.0050 below" in out
+    # goal 5 holds init=random runs against a before table; with none in the sweep it is not met vacuously
+    before = tmp_path / "before.csv"
+    before.write_text('metric,column,z_dim,num_domains,mean,std\nr2_zinv_from_hinv,"minmax, independent",8,4,0.9,0.01\n')
+    script.main([str(tmp_path), "--before", str(before)])
+    assert "goal 5: not measured (no cell with model.init=random runs in the sweep)" in capsys.readouterr().out
