@@ -3,7 +3,8 @@
 # and mnist_cpu_stage2, the embedded scikit-learn digits), 3 seeds:
 #   scripts/mnist_cpu.sh [--part stage1|stage2|stage2-biased|stage2-linear|stage2-converged|stage2-sigma-null|report]... [--case C]...
 #                        [--sweep DIR] [--stage1 OVERRIDE]... [hydra overrides...]
-#     --sweep DIR:       the runs' directory (default multirun/mnist-cpu)
+#     --sweep DIR:       the runs' directory (default multirun/mnist-cpu; with another, --part report
+#                        writes to DIR/report instead of docs/results/mnist)
 #     --stage1 OVERRIDE: a hydra override for stage 1 only (the trailing overrides go to every stage)
 #     stage2-linear:     min-max + MMD stage 2 with the linear autoencoder of the linear grid and its
 #                        moment warm start (LINEAR_STAGE2 below) instead of the MLP, and its no-penalty
@@ -29,6 +30,7 @@ OUT=docs/results/mnist
 SEEDS=(1235 4256 49685)
 source scripts/two_stage_cases.sh
 parse_args "$@"
+[[ $SWEEP == multirun/mnist-cpu ]] || OUT=$SWEEP/report  # docs/results/mnist is the default sweep's report
 QUIET=(trainer.enable_progress_bar=false print_metrics=false "${REST[@]}")
 start=$(date +%s)
 

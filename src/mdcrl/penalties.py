@@ -187,8 +187,8 @@ class _WeightedKernelSum(torch.autograd.Function):
         norms = h.square().sum(dim=-1)
         n = h.shape[-2]
         value = h.new_zeros(h.shape[:-2])
-        # Without a gradient to come (validation, the selection score) neither the slope nor G is
-        # needed: about half of the forward pass's work. The value is computed the same way.
+        # Without a gradient to come (validation, the selection score) neither the slope nor the
+        # gradient's sums are needed: about half of the forward pass's work. The value is the same.
         if need_grad:
             g_rowsum, g_h = h.new_zeros(h.shape[:-1]), torch.zeros_like(h)
         block = max(8, KERNEL_BLOCK_ELEMENTS // (h.shape[:-2].numel() * n))  # rows per block, all restarts together
