@@ -279,3 +279,12 @@ def test_sweeper_checks_one_job_per_config_group_choice_before_the_launch(tmp_pa
     assert done.returncode != 0
     assert "no_such_autoencoder" in done.stderr
     assert run_dirs(tmp_path) == []
+    # A value that composes but that mdcrl refuses, in the last job only: one line, before any run.
+    done = subprocess.run(
+        sweep_command(tmp_path, "datamodule.dataset.z_dim=4,-3"), cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: datamodule.dataset.z_dim=-3 must be >= 2; set datamodule.dataset.z_dim=<a whole number >= 2>."
+    )
+    assert run_dirs(tmp_path) == []

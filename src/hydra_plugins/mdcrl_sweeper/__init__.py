@@ -10,6 +10,12 @@ options it picks in config groups (model=..., datamodule/dataset=...), not on th
 keys (z_dim=8 or 16). So this sweeper composes one job per distinct choice of config-group options
 (and of hydra.* values, which Hydra's own typed nodes check), and the rest as before at launch.
 It lives in the hydra_plugins namespace because Hydra only instantiates plugins from there.
+
+Composing is not all a sweep can fail on: a value mdcrl refuses (datamodule.dataset.z_dim=8,-4)
+composes fine, and used to start the first jobs before the bad one failed in its worker. So every
+job's values also go through mdcrl's own checks (validation.validate_config) before the launch, on
+its representative's composed config with the job's plain overrides put in: a refused value in any
+job stops the sweep in one line, before any run.
 """
 
 from __future__ import annotations
@@ -21,20 +27,63 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 
 class GroupCheckedSweeper(BasicSweeper):
-    """BasicSweeper that checks one job per distinct choice of config-group options."""
+    """BasicSweeper that composes one job per distinct choice of config-group options, and checks
+    every job's values with mdcrl's validation before the launch."""
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        super().validate_batch_is_legal(representative_jobs(batch, self.hydra_context.config_loader.repository.group_exists))
+        loader = self.hydra_context.config_loader
+        shapes = job_shapes(batch, loader.repository.group_exists)
+        composed = {}  # shape -> the composed config of its first job
+        for overrides, (shape, _) in zip(batch, shapes):
+            if shape not in composed:
+                composed[shape] = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(overrides))
+        from mdcrl.errors import exit_on_expected_error  # here: the sweeper is imported whenever Hydra scans its plugins
+
+        exit_on_expected_error(validate_values, [(composed[shape], plain) for shape, plain in shapes])
+
+
+def job_shapes(batch: Sequence[Sequence[str]], group_exists) -> list[tuple[tuple, list]]:
+    """For each job of batch: its shape (its config-group options and hydra.* values, which decide
+    whether it composes) and its other, plain overrides (parsed)."""
+    parser = OverridesParser.create()
+    out = []
+    for overrides in batch:
+        parsed = parser.parse_overrides(list(overrides))
+        decides = [o.key_or_group.startswith("hydra") or group_exists(o.key_or_group) for o in parsed]
+        shape = tuple(o.input_line for o, d in zip(parsed, decides) if d)
+        out.append((shape, [o for o, d in zip(parsed, decides) if not d]))
+    return out
 
 
 def representative_jobs(batch: Sequence[Sequence[str]], group_exists) -> list[Sequence[str]]:
-    """The first job of each distinct choice of config-group options and hydra.* values in batch."""
-    parser = OverridesParser.create()
+    """The first job of each distinct shape (job_shapes) in batch."""
     seen, chosen = set(), []
-    for overrides in batch:
-        parsed = parser.parse_overrides(list(overrides))
-        shape = tuple(o.input_line for o in parsed if o.key_or_group.startswith("hydra") or group_exists(o.key_or_group))
+    for overrides, (shape, _) in zip(batch, job_shapes(batch, group_exists)):
         if shape not in seen:
             seen.add(shape)
             chosen.append(overrides)
     return chosen
+
+
+def validate_values(jobs) -> None:
+    """mdcrl's validation of each job: (its representative's composed config, its plain overrides).
+    The first refused value raises ConfigError; warnings are left to the runs themselves."""
+    import logging
+
+    from omegaconf import OmegaConf, open_dict
+
+    from mdcrl.validation import validate_config
+
+    validation_log = logging.getLogger("mdcrl.validation")
+    level = validation_log.level
+    validation_log.setLevel(logging.ERROR)
+    try:
+        for cfg, plain in jobs:  # jobs of one shape share their plain keys: each sets all of them in place
+            with open_dict(cfg):
+                cfg.pop("hydra", None)
+                for override in plain:
+                    if not override.is_delete():  # a deletion is every job's (they share keys): composed already
+                        OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False, force_add=True)
+            validate_config(cfg)
+    finally:
+        validation_log.setLevel(level)
