@@ -262,7 +262,7 @@ def test_run_id_keeps_a_directory_named_before_by_its_overrides(tmp_path):
 
 
 def test_sweeper_checks_one_job_per_config_group_choice_before_the_launch(tmp_path):
-    from hydra_plugins.mdcrl_sweeper import representative_jobs
+    from hydra_plugins.mdcrl_sweeper import job_shapes, representatives
 
     batch = [
         ["model/autoencoder=linear_ae", "datamodule.dataset.z_dim=8", "seed=1"],
@@ -271,7 +271,7 @@ def test_sweeper_checks_one_job_per_config_group_choice_before_the_launch(tmp_pa
         ["model/autoencoder=mlp_ae", "datamodule.dataset.z_dim=16", "hydra.launcher.n_jobs=1"],
     ]
     groups = {"model/autoencoder", "model", "datamodule"}
-    assert representative_jobs(batch, groups.__contains__) == [batch[0], batch[2], batch[3]]
+    assert list(representatives(batch, job_shapes(batch, groups.__contains__)).values()) == [batch[0], batch[2], batch[3]]
     # A group option that does not exist, picked by a later job only, still stops the sweep before
     # any run starts: every distinct group choice is composed first.
     cmd = sweep_command(tmp_path, "model/autoencoder=linear_ae,no_such_autoencoder")

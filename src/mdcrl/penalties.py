@@ -152,9 +152,18 @@ def mmd_bandwidths(h: torch.Tensor, fix_sigma: float | None, kernel_number: int,
 KERNEL_BLOCK_ELEMENTS = 2**18
 
 
-def _kernel_and_slope(sq: torch.Tensor, inv: torch.Tensor, multiplier: float, need_grad: bool):
-    """The kernel sum_q exp(sq * inv_q) of squared distances sq (..., m, n) with inv = -1 / bandwidths
-    (..., Q), and (when need_grad) its slope d kernel / d sq; sq is clamped at 0 in place."""
+def _rows_per_block(h: torch.Tensor) -> int:
+    """Rows of the kernel matrix per block (KERNEL_BLOCK_ELEMENTS entries, all restarts together) for h (..., B, d)."""
+    return max(8, KERNEL_BLOCK_ELEMENTS // (h.shape[:-2].numel() * h.shape[-2]))
+
+
+def _kernel_block(
+    h: torch.Tensor, norms: torch.Tensor, rows: slice, cols: slice, inv: torch.Tensor, multiplier: float, need_grad: bool
+):
+    """The block (rows, cols) of the kernel sum_q exp(-||h_a - h_b||^2 / b_q) for h (..., B, d) with its
+    squared row norms (..., B) and inv = -1 / bandwidths (..., Q), and (when need_grad) its slope
+    d kernel / d(squared distance)."""
+    sq = norms[..., rows, None] + norms[..., None, cols] - 2.0 * h[..., rows, :] @ h[..., cols, :].transpose(-1, -2)
     sq.clamp_min_(0.0)
     kernel = slope = e = None
     for q in reversed(range(inv.shape[-1])):  # widest first: with multiplier 2, e_{b/2} = e_b ** 2
@@ -191,14 +200,13 @@ class _WeightedKernelSum(torch.autograd.Function):
         # gradient's sums are needed: about half of the forward pass's work. The value is the same.
         if need_grad:
             g_rowsum, g_h = h.new_zeros(h.shape[:-1]), torch.zeros_like(h)
-        block = max(8, KERNEL_BLOCK_ELEMENTS // (h.shape[:-2].numel() * n))  # rows per block, all restarts together
+        block = _rows_per_block(h)
         # The kernel and W are symmetric: each block of rows is computed from its diagonal on, the
         # entries right of the diagonal block count twice, and G's lower part is their mirror.
         for start in range(0, n, block):
             stop = min(start + block, n)
             rows, cols = slice(start, stop), slice(start, n)
-            sq = norms[..., rows, None] + norms[..., None, cols] - 2.0 * h[..., rows, :] @ h[..., cols, :].transpose(-1, -2)
-            kernel, slope = _kernel_and_slope(sq, inv, multiplier, need_grad)
+            kernel, slope = _kernel_block(h, norms, rows, cols, inv, multiplier, need_grad)
             block_weights = weights[rows, cols]
             weighted = kernel.mul_(block_weights)
             width = stop - start
@@ -313,10 +321,10 @@ def mmd_penalty_relabelled(
     one_hots = torch.nn.functional.one_hot(labellings, num_domains).to(h.dtype)  # (P, N, D)
     stacked = one_hots.permute(1, 0, 2).reshape(n, -1)  # (N, P * D)
     kernel_one_hots = torch.empty_like(stacked)  # K @ stacked
-    block = max(8, KERNEL_BLOCK_ELEMENTS // n)
+    block = _rows_per_block(h)
     for start in range(0, n, block):
         rows = slice(start, min(start + block, n))
-        kernel, _ = _kernel_and_slope(norms[rows, None] + norms[None, :] - 2.0 * h[rows] @ h.T, inv, kernel_multiplier, False)
+        kernel, _ = _kernel_block(h, norms, rows, slice(None), inv, kernel_multiplier, False)
         if unbiased:  # the U-statistic leaves out k(h_a, h_a)
             kernel.diagonal(offset=start).zero_()
         kernel_one_hots[rows] = kernel @ stacked

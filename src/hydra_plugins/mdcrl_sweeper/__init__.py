@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf, open_dict
 
 
 class GroupCheckedSweeper(BasicSweeper):
@@ -33,10 +34,12 @@ class GroupCheckedSweeper(BasicSweeper):
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         loader = self.hydra_context.config_loader
         shapes = job_shapes(batch, loader.repository.group_exists)
-        composed = {}  # shape -> the composed config of its first job
-        for overrides, (shape, _) in zip(batch, shapes):
-            if shape not in composed:
-                composed[shape] = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(overrides))
+        composed = {}  # shape -> the composed task config (no hydra node) of its first job
+        for shape, overrides in representatives(batch, shapes).items():
+            cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(overrides))
+            with open_dict(cfg):
+                cfg.pop("hydra", None)
+            composed[shape] = cfg
         from mdcrl.errors import exit_on_expected_error  # here: the sweeper is imported whenever Hydra scans its plugins
 
         exit_on_expected_error(validate_values, [(composed[shape], plain) for shape, plain in shapes])
@@ -55,13 +58,11 @@ def job_shapes(batch: Sequence[Sequence[str]], group_exists) -> list[tuple[tuple
     return out
 
 
-def representative_jobs(batch: Sequence[Sequence[str]], group_exists) -> list[Sequence[str]]:
-    """The first job of each distinct shape (job_shapes) in batch."""
-    seen, chosen = set(), []
-    for overrides, (shape, _) in zip(batch, job_shapes(batch, group_exists)):
-        if shape not in seen:
-            seen.add(shape)
-            chosen.append(overrides)
+def representatives(batch: Sequence[Sequence[str]], shapes: list[tuple[tuple, list]]) -> dict[tuple, Sequence[str]]:
+    """The first job of batch of each distinct shape (job_shapes), by shape, in batch order."""
+    chosen: dict[tuple, Sequence[str]] = {}
+    for overrides, (shape, _) in zip(batch, shapes):
+        chosen.setdefault(shape, overrides)
     return chosen
 
 
@@ -69,8 +70,6 @@ def validate_values(jobs) -> None:
     """mdcrl's validation of each job: (its representative's composed config, its plain overrides).
     The first refused value raises ConfigError; warnings are left to the runs themselves."""
     import logging
-
-    from omegaconf import OmegaConf, open_dict
 
     from mdcrl.validation import validate_config
 
@@ -80,7 +79,6 @@ def validate_values(jobs) -> None:
     try:
         for cfg, plain in jobs:  # jobs of one shape share their plain keys: each sets all of them in place
             with open_dict(cfg):
-                cfg.pop("hydra", None)
                 for override in plain:
                     if not override.is_delete():  # a deletion is every job's (they share keys): composed already
                         OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False, force_add=True)

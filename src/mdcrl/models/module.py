@@ -192,7 +192,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         score = recon_mse
         names = SCALE_FREE_PENALTIES if mmd is not None else ("mmd", *SCALE_FREE_PENALTIES)
         terms = self.scale_free_terms(h_s, domains, names=names)
-        if mmd is not None and self.penalties.weights.get("mmd", 0) > 0:
+        if mmd is not None:
             terms["mmd"] = mmd
         for name, value in terms.items():
             score = score + self.penalties.scale * self.penalties.weights[name] * value
@@ -211,11 +211,12 @@ class MultiDomainAutoencoder(L.LightningModule):
         kernel matrix computed once for all labellings (penalties.mmd_penalty_relabelled): (P,)."""
         h_s = h[None, :, : self.z_dim_stable]
         mmd = None
-        if self.penalties.weights.get("mmd", 0) > 0:
-            options = {**asdict(self.penalties.mmd), "reduction": self.penalties.reduction}
-            options.pop("per_pair")  # the relabelled sum is the one-matrix estimator, per_pair's differs
-            if not self.penalties.mmd.per_pair:
-                mmd = penalty_fns.mmd_penalty_relabelled(h_s[0], labellings, self.num_domains, **options)
+        # per_pair (the reference's estimator) is not the one-matrix sum: selection_score computes it per labelling
+        if self.penalties.weights.get("mmd", 0) > 0 and not self.penalties.mmd.per_pair:
+            options = {k: v for k, v in asdict(self.penalties.mmd).items() if k != "per_pair"}
+            mmd = penalty_fns.mmd_penalty_relabelled(
+                h_s[0], labellings, self.num_domains, reduction=self.penalties.reduction, **options
+            )
         return torch.cat(
             [
                 self.selection_score(recon_mse, h_s, labels, mmd=None if mmd is None else mmd[i : i + 1])
