@@ -288,3 +288,21 @@ def test_sweeper_checks_one_job_per_config_group_choice_before_the_launch(tmp_pa
         "error: datamodule.dataset.z_dim=-3 must be >= 2; set datamodule.dataset.z_dim=<a whole number >= 2>."
     )
     assert run_dirs(tmp_path) == []
+
+
+def test_the_check_of_every_job_before_a_cpu_sweeps_launch_does_not_import_torch():
+    # The check runs in the sweep's main process; importing torch there cost every sweep 1.3 s.
+    # A GPU accelerator still imports it, to see whether a GPU is there.
+    script = """
+import sys
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra_plugins.mdcrl_sweeper import validate_values
+from mdcrl.settings import compose_train_config
+plain = OverridesParser.create().parse_overrides(["datamodule.dataset.z_dim=16"])
+presets = [[], ["model.penalty_criterion.mmd=1."], ["experiment=mnist_cpu_stage1"], ["experiment=balls_cpu_stage1"]]
+validate_values([(compose_train_config(p), plain) for p in presets])
+print("torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -22,11 +22,10 @@ from mdcrl.errors import SavedModelError
 from mdcrl.evaluation import split_losses
 from mdcrl.io import read_json, sha256_file, write_text_atomic
 from mdcrl.metrics import stability_diagnostics
-from mdcrl.models.autoencoders import INITS, build_autoencoder
+from mdcrl.models.autoencoders import build_autoencoder
 from mdcrl.models.base import fit_whitening, non_finite_entries
 from mdcrl.models.module import MultiDomainAutoencoder
-from mdcrl.penalties import PENALTY_NAMES
-from mdcrl.settings import DataSettings, RunSettings, default_settings
+from mdcrl.settings import INITS, PENALTY_NAMES, DataSettings, RunSettings, default_settings
 
 ENCODERS = {"linear": "linear_ae", "mlp": "mlp_ae"}  # encoder -> configs/model/autoencoder/<name>.yaml
 ENCODER_NAMES = ("linear", "mlp")  # model.autoencoder.name of those configs

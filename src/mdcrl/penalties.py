@@ -19,12 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-PENALTY_NAMES = ("minmax", "mmd", "stddev")
-LOSS_TRANSFORMS = ("mse", "l1")
-# "mean": average over domain pairs (ours: comparable across domain counts); "sum": the reference
-# code's normalisation (min-max and MMD summed over pairs, stddev over pairs and coordinates, the
-# hinge over domains).
-REDUCTIONS = ("mean", "sum")
+from mdcrl.settings import LOSS_TRANSFORMS, REDUCTIONS
 
 
 def _zero(h: torch.Tensor) -> torch.Tensor:

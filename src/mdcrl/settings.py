@@ -25,6 +25,19 @@ from omegaconf import DictConfig, OmegaConf
 # (which lets them differ within a cell).
 PRESENTATION_SETTINGS = ("print_metrics", "trainer.enable_progress_bar", "num_threads", "check_memory")
 
+# The choices of a run's named settings. They live here, beside the settings and free of torch, so
+# that the checks of every job before a sweep's launch (mdcrl.validation) need not import torch.
+PENALTY_NAMES = ("minmax", "mmd", "stddev")
+LOSS_TRANSFORMS = ("mse", "l1")
+# "mean": average over domain pairs (ours: comparable across domain counts); "sum": the reference
+# code's normalisation (min-max and MMD summed over pairs, stddev over pairs and coordinates, the
+# hinge over domains).
+REDUCTIONS = ("mean", "sum")
+LINEAR_FRAMES = ("orthonormal", "free")
+# model.init: the closed-form warm start of copy 0 (mdcrl.moment), or the paper's random init.
+INITS = ("moment", "random")
+ACTIVATION_NAMES = ("leaky_relu", "silu", "gelu", "tanh")
+
 
 def split_step_rows(step_batch_size: int | None, batch_size: int) -> int | None:
     """Rows per optimiser step where model.optimizer.step_batch_size splits the loader's batches, else

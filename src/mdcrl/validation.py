@@ -13,7 +13,6 @@ import math
 import os
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
 from mdcrl.data.balls import OVERLAP_REDRAWS
@@ -21,10 +20,15 @@ from mdcrl.data.base import SPLITS
 from mdcrl.data.mixing import mixing_dims
 from mdcrl.data.polynomial import num_monomials
 from mdcrl.errors import ConfigError
-from mdcrl.models.autoencoders import ACTIVATIONS, INITS, LINEAR_FRAMES
-from mdcrl.models.base import non_finite_entries
-from mdcrl.penalties import LOSS_TRANSFORMS, PENALTY_NAMES, REDUCTIONS
-from mdcrl.settings import split_step_rows
+from mdcrl.settings import (
+    ACTIVATION_NAMES,
+    INITS,
+    LINEAR_FRAMES,
+    LOSS_TRANSFORMS,
+    PENALTY_NAMES,
+    REDUCTIONS,
+    split_step_rows,
+)
 
 _MISSING = object()
 log = logging.getLogger(__name__)
@@ -423,8 +427,8 @@ def validate_model(model) -> None:
     _require(frame in LINEAR_FRAMES, f"{p}.autoencoder.frame={frame!r} must be one of {list(LINEAR_FRAMES)}.")
     activation = (model.get("autoencoder") or {}).get("activation", "leaky_relu")
     _require(
-        activation in ACTIVATIONS,
-        f"{p}.autoencoder.activation={activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}.",
+        activation in ACTIVATION_NAMES,
+        f"{p}.autoencoder.activation={activation!r} is unknown; choose one of {sorted(ACTIVATION_NAMES)}.",
     )
     scheduler = model.get("scheduler") or {}
     _require(
@@ -442,6 +446,10 @@ def validate_trainer(trainer) -> None:
         accelerator in ACCELERATORS,
         f"trainer.accelerator={accelerator!r} is not one mdcrl runs on; choose one of {list(ACCELERATORS)} (cpu here).",
     )
+    if accelerator not in ("mps", "gpu", "cuda"):
+        return
+    import torch  # here, not at the top: a sweep checks every job before its launch without torch
+
     if accelerator == "mps":
         _require(torch.backends.mps.is_available(), "trainer.accelerator='mps' but this machine has no Apple GPU; use cpu.")
     if accelerator in ("gpu", "cuda"):
@@ -465,6 +473,10 @@ def validate_checkpoint_path(ckpt_path) -> None:
     _require(
         Path(str(ckpt_path)).is_file(), f"ckpt_path={ckpt_path} is not a file; pass an existing .ckpt file or ckpt_path=null."
     )
+    import torch  # here, not at the top: a sweep checks every job before its launch without torch
+
+    from mdcrl.models.base import non_finite_entries
+
     try:  # tensors and plain values only: a checkpoint that needs code to unpickle is refused
         checkpoint = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated, corrupt or unsafe files
@@ -526,7 +538,11 @@ def check_memory(needed: int, what: str, setting: str) -> None:
     )
 
 
-def validate_config(cfg) -> None:
+def validate_config(cfg, model_memory: bool = True) -> None:
+    """Refuse a config mdcrl cannot run, with one line naming the setting. model_memory=False leaves
+    out the check of the model's size against the memory available (it builds the model on torch's
+    meta device): a sweep's check of every job before its launch stays free of torch, and each run
+    still checks its model itself before any training."""
     validate_checkpoint_path(cfg.get("ckpt_path"))
     validate_numbers(cfg)
     weights = cfg.model.get("penalty_criterion") or {}
@@ -585,7 +601,7 @@ def validate_config(cfg) -> None:
         check_memory(
             estimated_data_bytes(cfg.datamodule), "generating the data", "datamodule.dataset.num_samples (or z_dim, x_dim)"
         )
-        if cfg.datamodule.name == "mixing":  # the model's size is known from the config: check it before any work
+        if model_memory and cfg.datamodule.name == "mixing":  # the model is known from the config: check it before any work
             from mdcrl.builders import model_memory_bytes
 
             z_dim, _, x_dim = mixing_dims(cfg.datamodule.dataset)

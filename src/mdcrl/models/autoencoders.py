@@ -9,9 +9,7 @@ from torch import nn
 from mdcrl.data.polynomial import monomial_features, monomial_plan, num_monomials
 from mdcrl.models.base import Autoencoder, FrameDecoder, FrameEncoder, StackedFrame, StackedLinear
 from mdcrl.models.resnet import resnet18_autoencoder
-
-LINEAR_FRAMES = ("orthonormal", "free")
-INITS = ("moment", "random")  # model.init: the closed-form warm start of copy 0 (mdcrl.moment), or the paper's
+from mdcrl.settings import ACTIVATION_NAMES, LINEAR_FRAMES
 
 
 def linear_autoencoder(x_dim: int, z_dim: int, restarts: int = 1, frame: str = "orthonormal") -> Autoencoder:
@@ -50,7 +48,7 @@ def warm_start_linear(autoencoder: Autoencoder, directions: np.ndarray, copy: in
 # Hidden-layer nonlinearities. SiLU is smooth: the polynomial stage-1 encoder must invert a smooth
 # map to ~1e-4 reconstruction error before the weak stable block is recovered (docs/polynomial.md),
 # which a piecewise-linear LeakyReLU net of the same width reaches far more slowly.
-ACTIVATIONS = {"leaky_relu": None, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+ACTIVATIONS = dict(zip(ACTIVATION_NAMES, (None, nn.SiLU, nn.GELU, nn.Tanh)))  # leaky_relu takes its slope
 
 
 def activation_layer(name: str, negative_slope: float) -> nn.Module:
