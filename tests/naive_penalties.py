@@ -116,3 +116,23 @@ def naive_hinge_loss(h, domains, num_domains, stddev_threshold=1.0, stddev_eps=1
             torch.stack([torch.relu(stddev_threshold - _std(h[domains == i, c], stddev_eps)) for c in range(h.shape[1])]).mean()
         )
     return _reduce(per_domain, reduction)
+
+
+def naive_domain_means_penalty(h, domains, num_domains, ridge=1e-5):
+    """Pillai's trace tr(S_T^-1 S_B) from its definition (sums over rows and a loop over domains),
+    less d (k - 1) / (n - 1), over min(d, k - 1)."""
+    present = _present(domains, num_domains)
+    if len(present) < 2:
+        return h.sum() * 0.0
+    n, d = h.shape
+    mean = sum(h[a] for a in range(n)) / n
+    total = sum(torch.outer(h[a] - mean, h[a] - mean) for a in range(n)) / n
+    total = total + ridge * torch.diagonal(total).mean() * torch.eye(d, dtype=h.dtype)
+    between = 0.0
+    for i in present:
+        rows = h[domains == i]
+        gap = rows.mean(dim=0) - mean
+        between = between + (len(rows) / n) * torch.outer(gap, gap)
+    trace = torch.trace(torch.linalg.inv(total) @ between)
+    k = len(present)
+    return (trace - d * (k - 1) / (n - 1)) / min(d, k - 1)

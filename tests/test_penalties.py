@@ -1,6 +1,7 @@
 import pytest
 import torch
 from naive_penalties import (
+    naive_domain_means_penalty,
     naive_hinge_loss,
     naive_minmax_penalty,
     naive_mmd_penalty,
@@ -134,7 +135,38 @@ def test_stddev_and_hinge_match_naive():
     _pair("hinge", P.hinge_loss, naive_hinge_loss, stddev_threshold=2.0)
 
 
-@pytest.mark.parametrize("fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty])
+def test_domain_means_matches_naive():
+    _pair("domain_means", P.domain_means_penalty, naive_domain_means_penalty)
+
+
+def test_domain_means_is_blind_to_affine_maps_centred_on_invariance_and_finds_a_faint_spurious_direction():
+    g = torch.Generator().manual_seed(5)
+    n, k = 1600, 8
+    domains = torch.arange(n) % k
+    stable = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    spurious = torch.rand(n, 1, generator=g, dtype=torch.float64) + domains[:, None] / k  # its box moves with the domain
+    # a spurious direction at 1/10 of the scale counts as much as at full scale, where MMD sees little of it
+    faint, full = torch.cat([stable, 0.1 * spurious], 1), torch.cat([stable, spurious], 1)
+    assert float(P.domain_means_penalty(faint, domains, k)) == pytest.approx(
+        float(P.domain_means_penalty(full, domains, k)), rel=0.03
+    )
+    # the domain explains half of that direction's variance: 0.5 / min(d, k - 1) = 0.083
+    assert float(P.domain_means_penalty(faint, domains, k)) > 0.07
+    mmd = lambda h: float(P.mmd_penalty(h, domains, k, unbiased=True))  # noqa: E731
+    assert mmd(faint) < 0.1 * mmd(full)
+    # any invertible affine map of h (shrinking, rotating, shifting) leaves it unchanged, up to the ridge
+    mix = torch.randn(6, 6, generator=g, dtype=torch.float64) * 0.1
+    assert float(P.domain_means_penalty(full @ mix + 3.0, domains, k)) == pytest.approx(
+        float(P.domain_means_penalty(full, domains, k)), rel=0.02
+    )
+    # identically distributed domains: the chance level is taken off, so it averages about 0
+    draws = torch.stack(
+        [P.domain_means_penalty(torch.randn(n, 6, generator=g, dtype=torch.float64), domains, k) for _ in range(200)]
+    )
+    assert abs(float(draws.mean())) < 3 * float(draws.std()) / 200**0.5
+
+
+@pytest.mark.parametrize("fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty, P.domain_means_penalty])
 def test_single_domain_batch_is_zero_with_gradient(fn):
     h = torch.randn(50, 3, requires_grad=True)
     value = fn(h, torch.full((50,), 2), 4)
@@ -181,7 +213,7 @@ def test_per_pair_mmd_matches_the_reference_definition(fix_sigma):
     _pair("mmd", lambda h, d, k, **o: P.mmd_penalty(h, d, k, reduction="sum", per_pair=True, **o), naive_reference_mmd, **kw)
 
 
-@pytest.mark.parametrize("fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty, P.hinge_loss])
+@pytest.mark.parametrize("fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty, P.hinge_loss, P.domain_means_penalty])
 def test_restarts_give_each_copy_its_own_penalty(fn):
     g = torch.Generator().manual_seed(3)
     h = torch.randn(3, 120, 4, generator=g, dtype=torch.float64).requires_grad_(True)

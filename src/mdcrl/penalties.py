@@ -386,6 +386,42 @@ def domain_variances(h: torch.Tensor, domains: torch.Tensor, num_domains: int):
     return var, counts
 
 
+def domain_means_penalty(h: torch.Tensor, domains: torch.Tensor, num_domains: int, ridge: float = 1e-5) -> torch.Tensor:
+    """Linear invariance: how much of h's variance, in any direction, the domain explains through its
+    mean. Pillai's trace tr(S_T^-1 S_B) of h (B, d) or (R, B, d) against the domain labels (S_T: the
+    covariance of h; S_B: that of the domain means, each domain weighted by its share of the rows),
+    the sum of the squared canonical correlations between h and the domain's one-hot, minus its
+    expectation for identically distributed domains, d (k - 1) / (B - 1) (exact for Gaussian h), and
+    divided by min(d, k - 1), so that it is at most 1.
+
+    Invariant to every invertible affine map of h: shrinking, saturating or rotating h_S cannot lower
+    it, and a spurious direction counts however little of h's variance it has. It sees the domains'
+    means only; MMD and min-max see the rest of their distributions. ``ridge`` (relative to the mean
+    variance) keeps S_T invertible when h collapses in some direction. Not in the paper: an option
+    (model.penalty_criterion.domain_means), off by default.
+    """
+    squeeze = h.dim() == 2
+    h = h[None] if squeeze else h
+    counts = torch.bincount(domains, minlength=num_domains)
+    present = torch.nonzero(counts > 0).flatten()
+    if len(present) < 2:
+        out = h.sum(dim=(1, 2)) * 0.0
+        return out[0] if squeeze else out
+    rows, d = h.shape[-2], h.shape[-1]
+    centred = h - h.mean(dim=-2, keepdim=True)
+    total = centred.transpose(-1, -2) @ centred / rows  # (R, d, d)
+    scale = total.diagonal(dim1=-2, dim2=-1).mean(dim=-1).clamp_min(1e-12)
+    total = total + (ridge * scale)[:, None, None] * torch.eye(d, dtype=h.dtype, device=h.device)
+    present_counts = counts[present].to(h.dtype)
+    onehot = F.one_hot(domains, num_domains)[:, present].to(h.dtype)  # (B, k)
+    means = (onehot.T @ centred) / present_counts[:, None]  # (R, k, d), centred: relative to the pooled mean
+    whitened = torch.linalg.solve_triangular(torch.linalg.cholesky(total), means.transpose(-1, -2), upper=False)
+    trace = (whitened.square().sum(dim=-2) * (present_counts / rows)).sum(dim=-1)  # (R,)
+    k = len(present)
+    out = (trace - d * (k - 1) / (rows - 1)) / min(d, k - 1)
+    return out[0] if squeeze else out
+
+
 def stddev_penalty(
     h: torch.Tensor, domains: torch.Tensor, num_domains: int, stddev_eps: float = 1e-8, reduction: str = "mean"
 ) -> torch.Tensor:

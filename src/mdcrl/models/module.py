@@ -38,7 +38,7 @@ from mdcrl import penalties as penalty_fns
 from mdcrl.data.datamodule import to_model_input
 from mdcrl.errors import NonFiniteLossError
 from mdcrl.metrics import split_half_r2
-from mdcrl.settings import OptimSettings, PenaltySettings, per_restart_lr_scales
+from mdcrl.settings import PENALTY_NAMES, OptimSettings, PenaltySettings, per_restart_lr_scales
 
 # The held-out selection score takes its penalties over at most this many rows of the split at once
 # (the first rows of the held-out order, which spreads every domain evenly: datamodule.interleaved_order).
@@ -91,6 +91,8 @@ class MultiDomainAutoencoder(L.LightningModule):
             terms["mmd"] = penalty_fns.mmd_penalty(h_s, domains, k, reduction=p.reduction, **asdict(p.mmd))
         if wanted("stddev", p.weights.get("stddev", 0)):
             terms["stddev"] = penalty_fns.stddev_penalty(h_s, domains, k, reduction=p.reduction, stddev_eps=p.stddev_eps)
+        if wanted("domain_means", p.weights.get("domain_means", 0)):
+            terms["domain_means"] = penalty_fns.domain_means_penalty(h_s, domains, k)
         if wanted("hinge", p.hinge_weight):
             terms["hinge"] = penalty_fns.hinge_loss(h_s, domains, k, reduction=p.reduction, **asdict(p.hinge))
         return terms
@@ -98,9 +100,10 @@ class MultiDomainAutoencoder(L.LightningModule):
     def scale_free_terms(self, h_s: torch.Tensor, domains: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
         """penalty_terms with h_s standardised per coordinate over its rows for the penalties in
         SCALE_FREE_PENALTIES, so that shrinking (or saturating) h_S cannot lower them; MMD (whose
-        mean-distance bandwidth is already scale-free) and the hinge (a threshold on the std itself)
-        take h_s as it is. The selection score always uses it; training with model.penalty_standardize."""
-        keep = [n for n in ("mmd", "hinge") if names is None or n in names]
+        mean-distance bandwidth is already scale-free), domain_means (affine-invariant) and the hinge
+        (a threshold on the std itself) take h_s as it is. The selection score always uses it;
+        training with model.penalty_standardize."""
+        keep = [n for n in (*PENALTY_NAMES, "hinge") if n not in SCALE_FREE_PENALTIES and (names is None or n in names)]
         free = [n for n in SCALE_FREE_PENALTIES if names is None or n in names]
         terms = self.penalty_terms(h_s, domains, names=keep)
         if any(self.penalties.weights.get(n, 0) > 0 for n in free):
@@ -190,7 +193,7 @@ class MultiDomainAutoencoder(L.LightningModule):
         rows at once (see the module docstring); callers pass at most SELECTION_MAX_ROWS rows.
         ``mmd``: the MMD term (R,) when the caller has it already (selection_scores_relabelled)."""
         score = recon_mse
-        names = SCALE_FREE_PENALTIES if mmd is not None else ("mmd", *SCALE_FREE_PENALTIES)
+        names = [n for n in PENALTY_NAMES if mmd is None or n != "mmd"]
         terms = self.scale_free_terms(h_s, domains, names=names)
         if mmd is not None:
             terms["mmd"] = mmd
