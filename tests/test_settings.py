@@ -72,6 +72,13 @@ def test_a_run_made_before_a_setting_existed_has_the_identity_of_that_settings_d
     assert RunSettings.from_config(OmegaConf.create(old)).identity() == today
     other = compose_config(["model=balls", "datamodule=md_balls", "datamodule.dataset.overlap_redraw=spurious"], tiny=False)
     assert RunSettings.from_config(other).identity() != today
+    # and from before the domain_means penalty: every run of the linear grid, for one
+    cfg = compose_config(tiny=False)
+    today = RunSettings.from_config(cfg).identity()
+    old = OmegaConf.to_container(cfg, resolve=True)
+    del old["model"]["penalty_criterion"]["domain_means"]
+    assert RunSettings.from_config(OmegaConf.create(old)).identity() == today
+    assert RunSettings.from_config(compose_config(["model.penalty_criterion.domain_means=1."], tiny=False)).identity() != today
 
 
 def test_a_step_batch_size_of_the_whole_batch_is_the_same_run_as_none():

@@ -331,10 +331,12 @@ class RunSettings:
 # Settings added after runs were made, with the value that computes what a run lacking them did:
 # identity() leaves a setting out when it has that value, so such a run directory still resumes
 # (a sweep had stopped on "already holds a run with different settings" for this reason). Only the
-# nodes passed through as they are (the datamodule's) need an entry: every model setting is written
-# by to_config with its default, whether the saved config had it or not.
+# nodes passed through as they are (the datamodule's, and the penalty weights: a dict of whatever names
+# the config held) need an entry: every other model setting is written by to_config with its default,
+# whether the saved config had it or not.
 LATER_SETTINGS = {
     "datamodule.dataset.overlap_redraw": "all",
+    "model.penalty_criterion.domain_means": 0.0,
 }
 
 
