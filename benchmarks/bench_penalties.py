@@ -16,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from naive_penalties import naive_minmax_penalty, naive_mmd_penalty  # noqa: E402
+from naive_penalties import naive_domain_means_penalty, naive_minmax_penalty, naive_mmd_penalty  # noqa: E402
 from timing import median_time  # noqa: E402
 
 from mdcrl import penalties  # noqa: E402
@@ -47,6 +47,7 @@ def main():
         ("mmd fixed bandwidth", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=50.0)),
         ("mmd adaptive bandwidth", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=None)),
         ("mmd adaptive, unbiased", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=None, unbiased=True)),
+        ("domain_means", penalties.domain_means_penalty, naive_domain_means_penalty, {}),
     ]
     for name, fast, naive, kw in cases:
         t_fast = median_time(fwd_bwd(fast, h, domains, **kw), 20)
