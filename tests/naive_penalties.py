@@ -136,3 +136,33 @@ def naive_domain_means_penalty(h, domains, num_domains, ridge=1e-5):
     trace = torch.trace(torch.linalg.inv(total) @ between)
     k = len(present)
     return (trace - d * (k - 1) / (n - 1)) / min(d, k - 1)
+
+
+def naive_domain_covariances_penalty(h, domains, num_domains, ridge=1e-5):
+    """Each domain's rows split into alternate halves in batch order, each half's covariance, the
+    inner product of the two halves' deviations from the share-weighted average, whitened by the
+    pooled within-domain covariance; share-weighted mean over domains, over d."""
+    present = _present(domains, num_domains, min_count=4)
+    if len(present) < 2:
+        return h.sum() * 0.0
+    d = h.shape[1]
+    rows = {i: h[domains == i] for i in present}
+    n = sum(len(r) for r in rows.values())
+    shares = {i: len(rows[i]) / n for i in present}
+
+    def cov(x):
+        centred = x - x.mean(dim=0)
+        return sum(torch.outer(c, c) for c in centred) / (len(x) - 1)
+
+    halves = {i: (cov(rows[i][0::2]), cov(rows[i][1::2])) for i in present}
+    pooled = sum(shares[i] * (halves[i][0] + halves[i][1]) / 2 for i in present)
+    pooled = pooled + ridge * torch.diagonal(pooled).mean() * torch.eye(d, dtype=h.dtype)
+    inv_root = torch.linalg.inv(torch.linalg.cholesky(pooled))
+    mean_a = sum(shares[i] * halves[i][0] for i in present)
+    mean_b = sum(shares[i] * halves[i][1] for i in present)
+    total = 0.0
+    for i in present:
+        dev_a = inv_root @ (halves[i][0] - mean_a) @ inv_root.T
+        dev_b = inv_root @ (halves[i][1] - mean_b) @ inv_root.T
+        total = total + shares[i] * (dev_a * dev_b).sum()
+    return total / d

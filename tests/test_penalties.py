@@ -1,6 +1,7 @@
 import pytest
 import torch
 from naive_penalties import (
+    naive_domain_covariances_penalty,
     naive_domain_means_penalty,
     naive_hinge_loss,
     naive_minmax_penalty,
@@ -139,6 +140,36 @@ def test_domain_means_matches_naive():
     _pair("domain_means", P.domain_means_penalty, naive_domain_means_penalty)
 
 
+def test_domain_covariances_matches_naive():
+    _pair("domain_covariances", P.domain_covariances_penalty, naive_domain_covariances_penalty)
+
+
+def test_domain_covariances_has_no_chance_part_whatever_the_shape_and_sees_a_spread_that_moves_with_the_domain():
+    g = torch.Generator().manual_seed(2)
+    n, k = 2048, 8
+    domains = torch.arange(n) % k
+    # identically distributed domains, Gaussian or flat (saturated-like): both average about 0, so a
+    # lighter-tailed h is not rewarded
+    for draw in (
+        lambda: torch.randn(n, 4, generator=g, dtype=torch.float64),
+        lambda: torch.rand(n, 4, generator=g, dtype=torch.float64),
+    ):
+        values = torch.stack([P.domain_covariances_penalty(draw(), domains, k) for _ in range(100)])
+        assert abs(float(values.mean())) < 3 * float(values.std()) / 100**0.5
+    # a coordinate centred in every domain whose spread grows with the domain: means invariant, covariances not
+    widths = (0.7 + 0.6 * torch.arange(k, dtype=torch.float64) / k)[domains][:, None]
+    spread = (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * widths
+    stable = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    h = torch.cat([stable, spread], 1)
+    assert float(P.domain_covariances_penalty(h, domains, k)) > 0.01
+    assert float(P.domain_means_penalty(h, domains, k)) < 0.005
+    # in h's own units: a faint copy of that coordinate counts as much
+    faint = torch.cat([stable, 0.1 * spread], 1)
+    assert float(P.domain_covariances_penalty(faint, domains, k)) == pytest.approx(
+        float(P.domain_covariances_penalty(h, domains, k)), rel=0.03
+    )
+
+
 def test_domain_means_is_blind_to_affine_maps_centred_on_invariance_and_finds_a_faint_spurious_direction():
     g = torch.Generator().manual_seed(5)
     n, k = 1600, 8
@@ -166,7 +197,9 @@ def test_domain_means_is_blind_to_affine_maps_centred_on_invariance_and_finds_a_
     assert abs(float(draws.mean())) < 3 * float(draws.std()) / 200**0.5
 
 
-@pytest.mark.parametrize("fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty, P.domain_means_penalty])
+@pytest.mark.parametrize(
+    "fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty, P.domain_means_penalty, P.domain_covariances_penalty]
+)
 def test_single_domain_batch_is_zero_with_gradient(fn):
     h = torch.randn(50, 3, requires_grad=True)
     value = fn(h, torch.full((50,), 2), 4)
@@ -213,7 +246,9 @@ def test_per_pair_mmd_matches_the_reference_definition(fix_sigma):
     _pair("mmd", lambda h, d, k, **o: P.mmd_penalty(h, d, k, reduction="sum", per_pair=True, **o), naive_reference_mmd, **kw)
 
 
-@pytest.mark.parametrize("fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty, P.hinge_loss, P.domain_means_penalty])
+@pytest.mark.parametrize(
+    "fn", [P.minmax_penalty, P.mmd_penalty, P.stddev_penalty, P.hinge_loss, P.domain_means_penalty, P.domain_covariances_penalty]
+)
 def test_restarts_give_each_copy_its_own_penalty(fn):
     g = torch.Generator().manual_seed(3)
     h = torch.randn(3, 120, 4, generator=g, dtype=torch.float64).requires_grad_(True)

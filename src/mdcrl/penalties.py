@@ -422,6 +422,58 @@ def domain_means_penalty(h: torch.Tensor, domains: torch.Tensor, num_domains: in
     return out[0] if squeeze else out
 
 
+def domain_covariances_penalty(h: torch.Tensor, domains: torch.Tensor, num_domains: int, ridge: float = 1e-5) -> torch.Tensor:
+    """Second-moment invariance: how far the domains' covariances of h (B, d) or (R, B, d) lie from
+    their average, in the units of the pooled within-domain covariance W (so, like
+    domain_means_penalty, invariant to every invertible affine map of h): the mean over domains,
+    weighted by their shares, of ||W^-1/2 (S_i - S_bar) W^-1/2||_F^2 / d.
+
+    Estimated without a chance part: each domain's rows are split in two halves (alternate rows in
+    batch order), each half gives its own covariance estimate, and the penalty is the inner product
+    of the two halves' deviations, whose expectation is the squared deviation itself whatever the
+    shape of h (a plain squared estimate would be smaller for light-tailed h, and reward saturating
+    it, as min-max does). It can be negative. Domains with fewer than 4 rows are left out. Not in the
+    paper: an option (model.penalty_criterion.domain_covariances), off by default.
+    """
+    squeeze = h.dim() == 2
+    h = h[None] if squeeze else h
+    counts = torch.bincount(domains, minlength=num_domains)
+    present = torch.nonzero(counts >= 4).flatten()
+    if len(present) < 2:
+        out = h.sum(dim=(1, 2)) * 0.0
+        return out[0] if squeeze else out
+    keep = (counts >= 4)[domains]
+    h, domains = h[:, keep], domains[keep]
+    d = h.shape[-1]
+    # group = 2 * domain + half, the half from the row's rank within its domain in batch order
+    order = torch.argsort(domains, stable=True)
+    rank = torch.empty_like(domains)
+    starts = torch.cumsum(counts, 0) - counts
+    rank[order] = torch.arange(len(domains), device=h.device) - starts[domains[order]]
+    onehot = F.one_hot(2 * domains + rank % 2, 2 * num_domains)[:, torch.stack([2 * present, 2 * present + 1], 1).flatten()]
+    onehot = onehot.to(h.dtype)  # (B, 2k): domain i's halves in columns 2i, 2i + 1
+    group_counts = onehot.sum(dim=0)
+    means = (onehot.T @ h) / group_counts[:, None]  # (R, 2k, d)
+    centred = h - means[:, torch.argmax(onehot, dim=1)]
+    covs = torch.einsum("bg,rbi,rbj->rgij", onehot, centred, centred) / (group_counts - 1.0)[:, None, None]
+    shares = (group_counts[0::2] + group_counts[1::2]) / onehot.shape[0]  # (k,)
+    within = (covs[:, 0::2] + covs[:, 1::2]) / 2.0  # each domain's covariance, (R, k, d, d)
+    pooled = (within * shares[:, None, None]).sum(dim=1)
+    scale = pooled.diagonal(dim1=-2, dim2=-1).mean(dim=-1).clamp_min(1e-12)
+    pooled = pooled + (ridge * scale)[:, None, None] * torch.eye(d, dtype=h.dtype, device=h.device)
+    chol = torch.linalg.cholesky(pooled)[:, None]  # (R, 1, d, d)
+    half_a, half_b = covs[:, 0::2], covs[:, 1::2]
+
+    def whitened_deviation(c):  # L^-1 (c_i - sum_j share_j c_j) L^-T, (R, k, d, d)
+        c = c - (c * shares[:, None, None]).sum(dim=1, keepdim=True)
+        c = torch.linalg.solve_triangular(chol, c, upper=False)
+        return torch.linalg.solve_triangular(chol, c.transpose(-1, -2), upper=False)
+
+    inner = (whitened_deviation(half_a) * whitened_deviation(half_b)).sum(dim=(-2, -1))  # (R, k)
+    out = (inner * shares).sum(dim=-1) / d
+    return out[0] if squeeze else out
+
+
 def stddev_penalty(
     h: torch.Tensor, domains: torch.Tensor, num_domains: int, stddev_eps: float = 1e-8, reduction: str = "mean"
 ) -> torch.Tensor:

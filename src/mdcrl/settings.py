@@ -27,7 +27,7 @@ PRESENTATION_SETTINGS = ("print_metrics", "trainer.enable_progress_bar", "num_th
 
 # The choices of a run's named settings. They live here, beside the settings and free of torch, so
 # that the checks of every job before a sweep's launch (mdcrl.validation) need not import torch.
-PENALTY_NAMES = ("minmax", "mmd", "stddev", "domain_means")
+PENALTY_NAMES = ("minmax", "mmd", "stddev", "domain_means", "domain_covariances")
 LOSS_TRANSFORMS = ("mse", "l1")
 # "mean": average over domain pairs (ours: comparable across domain counts); "sum": the reference
 # code's normalisation (min-max and MMD summed over pairs, stddev over pairs and coordinates, the
@@ -337,6 +337,7 @@ class RunSettings:
 LATER_SETTINGS = {
     "datamodule.dataset.overlap_redraw": "all",
     "model.penalty_criterion.domain_means": 0.0,
+    "model.penalty_criterion.domain_covariances": 0.0,
 }
 
 

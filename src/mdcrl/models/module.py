@@ -93,6 +93,8 @@ class MultiDomainAutoencoder(L.LightningModule):
             terms["stddev"] = penalty_fns.stddev_penalty(h_s, domains, k, reduction=p.reduction, stddev_eps=p.stddev_eps)
         if wanted("domain_means", p.weights.get("domain_means", 0)):
             terms["domain_means"] = penalty_fns.domain_means_penalty(h_s, domains, k)
+        if wanted("domain_covariances", p.weights.get("domain_covariances", 0)):
+            terms["domain_covariances"] = penalty_fns.domain_covariances_penalty(h_s, domains, k)
         if wanted("hinge", p.hinge_weight):
             terms["hinge"] = penalty_fns.hinge_loss(h_s, domains, k, reduction=p.reduction, **asdict(p.hinge))
         return terms
