@@ -16,7 +16,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from naive_penalties import naive_domain_means_penalty, naive_minmax_penalty, naive_mmd_penalty  # noqa: E402
+from naive_penalties import (  # noqa: E402
+    naive_domain_covariances_penalty,
+    naive_domain_means_penalty,
+    naive_minmax_penalty,
+    naive_mmd_penalty,
+)
 from timing import median_time  # noqa: E402
 
 from mdcrl import penalties  # noqa: E402
@@ -48,6 +53,7 @@ def main():
         ("mmd adaptive bandwidth", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=None)),
         ("mmd adaptive, unbiased", penalties.mmd_penalty, naive_mmd_penalty, dict(fix_sigma=None, unbiased=True)),
         ("domain_means", penalties.domain_means_penalty, naive_domain_means_penalty, {}),
+        ("domain_covariances", penalties.domain_covariances_penalty, naive_domain_covariances_penalty, {}),
     ]
     for name, fast, naive, kw in cases:
         t_fast = median_time(fwd_bwd(fast, h, domains, **kw), 20)
