@@ -51,7 +51,8 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         How many of them (the leading ones) are penalised to be stable across domains.
         None: ``z_dim // 2``.
     penalties : dict or None, default=None
-        Weight of each invariance penalty by name (``"minmax"``, ``"mmd"``, ``"stddev"``, ``"domain_means"``); missing
+        Weight of each invariance penalty by name (``"minmax"``, ``"mmd"``, ``"stddev"``, ``"domain_means"``,
+        ``"domain_covariances"``); missing
         names are off. None: the packaged default (min-max only).
     encoder : {"linear", "mlp"}, default="linear"
         The autoencoder (configs/model/autoencoder/linear_ae.yaml or mlp_ae.yaml).
