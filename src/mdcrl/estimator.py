@@ -52,8 +52,7 @@ class InvariantAutoencoder(TransformerMixin, BaseEstimator):
         None: ``z_dim // 2``.
     penalties : dict or None, default=None
         Weight of each invariance penalty by name (``"minmax"``, ``"mmd"``, ``"stddev"``, ``"domain_means"``,
-        ``"domain_covariances"``); missing
-        names are off. None: the packaged default (min-max only).
+        ``"domain_covariances"``); missing names are off. None: the packaged default (min-max only).
     encoder : {"linear", "mlp"}, default="linear"
         The autoencoder (configs/model/autoencoder/linear_ae.yaml or mlp_ae.yaml).
     penalty_weight : float or None, default=None
