@@ -102,9 +102,9 @@ class MultiDomainAutoencoder(L.LightningModule):
     def scale_free_terms(self, h_s: torch.Tensor, domains: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
         """penalty_terms with h_s standardised per coordinate over its rows for the penalties in
         SCALE_FREE_PENALTIES, so that shrinking (or saturating) h_S cannot lower them; MMD (whose
-        mean-distance bandwidth is already scale-free), domain_means (affine-invariant) and the hinge
-        (a threshold on the std itself) take h_s as it is. The selection score always uses it;
-        training with model.penalty_standardize."""
+        mean-distance bandwidth is already scale-free), domain_means and domain_covariances
+        (affine-invariant) and the hinge (a threshold on the std itself) take h_s as it is. The
+        selection score always uses it; training with model.penalty_standardize."""
         keep = [n for n in (*PENALTY_NAMES, "hinge") if n not in SCALE_FREE_PENALTIES and (names is None or n in names)]
         free = [n for n in SCALE_FREE_PENALTIES if names is None or n in names]
         terms = self.penalty_terms(h_s, domains, names=keep)
