@@ -31,6 +31,7 @@ def penalties_of(z_s: torch.Tensor, domains: torch.Tensor, num_domains: int) -> 
         "mmd": penalties.mmd_penalty(h, domains, num_domains, fix_sigma=None, kernel_number=5, kernel_multiplier=2.0).item(),
         "minmax": penalties.minmax_penalty(h, domains, num_domains, top_k=5, loss_transform="mse").item(),
         "domain_means": penalties.domain_means_penalty(h, domains, num_domains).item(),
+        "domain_covariances": penalties.domain_covariances_penalty(h, domains, num_domains).item(),
     }
 
 
@@ -63,7 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="stage-1 balls run directories (with encoded/)")
     parser.add_argument("--shuffles", type=int, default=5, help="shuffled-label repetitions (mean reported)")
     args = parser.parse_args(argv)
-    header = "".join(f"| {n}, true domains | {n}, shuffled " for n in ("MMD", "min-max", "domain_means")) + "|"
+    names = ("MMD", "min-max", "domain_means", "domain_covariances")
+    header = "".join(f"| {n}, true domains | {n}, shuffled " for n in names) + "|"
     rows = {"z_S": [], "offset": []}
     for run in args.runs:
         data, _ = load_encoded(run, expected_kind="balls")
@@ -77,14 +79,14 @@ def main(argv=None) -> int:
         }
         for name, z in features.items():
             true, mean = with_shuffled(torch.from_numpy(z.astype(np.float32)), domains, data.num_domains, args.shuffles)
-            cells = [f"{v[n]:.4f}" for n in ("mmd", "minmax", "domain_means") for v in (true, mean)]
+            cells = [f"{v[n]:.4f}" for n in ("mmd", "minmax", "domain_means", "domain_covariances") for v in (true, mean)]
             extra = [f"{offset_r2(data):.3f}"] if name == "offset" else []
             rows[name].append(f"| {run.name} | " + " | ".join(cells + extra) + " |")
     print("The invariant ball's centre z_S (validation split):\n")
-    print("| stage-1 run " + header + "\n|" + "---|" * 7)
+    print("| stage-1 run " + header + "\n|" + "---|" * 9)
     print("\n".join(rows["z_S"]))
     print("\nThe spurious ball's offset from its domain's mean position (validation split):\n")
-    print("| stage-1 run " + header + " z_U from the offset, linear R² (test) |\n|" + "---|" * 8)
+    print("| stage-1 run " + header + " z_U from the offset, linear R² (test) |\n|" + "---|" * 10)
     print("\n".join(rows["offset"]))
     return 0
 
