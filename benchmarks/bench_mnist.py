@@ -61,7 +61,8 @@ def generation(n: int = 2000, side: int = 28) -> None:
 
 def stage1_throughput(side: int, steps: int = 30, batch: int = 256) -> None:
     cfg = OmegaConf.load("src/mdcrl/configs/model/autoencoder/mlp_ae_mnist.yaml")
-    model = mlp_autoencoder(3, 32, list(cfg.hidden_dims), image_size=side)
+    z_dim = OmegaConf.load("src/mdcrl/configs/experiment/mnist_cpu_stage1.yaml").model.z_dim  # the CPU preset's latents
+    model = mlp_autoencoder(3, z_dim, list(cfg.hidden_dims), image_size=side)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(batch, 3, side, side) * 2 - 1
 
@@ -80,7 +81,7 @@ def stage1_throughput(side: int, steps: int = 30, batch: int = 256) -> None:
     elapsed = time.perf_counter() - start
     epoch = 20000 / (steps * batch / elapsed)
     print(
-        f"stage 1 MLP {side}px, batch {batch}: {steps * batch / elapsed:8.0f} training images/s "
+        f"stage 1 MLP {side}px, {z_dim} latents, batch {batch}: {steps * batch / elapsed:8.0f} training images/s "
         f"(an epoch of 20000: {epoch:.1f} s)"
     )
 
