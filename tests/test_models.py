@@ -177,6 +177,30 @@ def test_selection_score_is_that_of_the_whole_split_whatever_the_batch_size(comp
     assert not np.allclose(small["mmd"], large["mmd"], rtol=1e-3)  # the batch-level penalty does change
 
 
+def test_the_domain_penalties_enter_the_objective_and_the_selection_score_with_their_weights(compose):
+    import torch
+
+    from mdcrl import penalties
+    from mdcrl.builders import build_data, build_module
+    from mdcrl.settings import RunSettings
+
+    weights = ["model.penalty_criterion.domain_means=2.", "model.penalty_criterion.domain_covariances=3."]
+    settings = RunSettings.from_config(compose(["model.penalty_criterion.minmax=0.", *weights]))
+    data = build_data(settings)
+    module = build_module(settings, data)
+    valid = data.splits["valid"]
+    x, domains = torch.as_tensor(valid.x[:512]), torch.as_tensor(valid.domain[:512]).long()
+    _, parts, h = module.losses(x, domains)
+    h_s = h[..., : module.z_dim_stable].detach()
+    means = penalties.domain_means_penalty(h_s, domains, module.num_domains)
+    covariances = penalties.domain_covariances_penalty(h_s, domains, module.num_domains)
+    assert torch.allclose(parts["domain_means"], means) and torch.allclose(parts["domain_covariances"], covariances)
+    expected = parts["recon_mse"] + settings.penalties.scale * (2.0 * means + 3.0 * covariances)
+    assert torch.allclose(parts["loss"], expected, atol=1e-6)
+    score = module.selection_score(parts["recon_mse"].detach(), h_s, domains)
+    assert torch.allclose(score, expected.detach(), atol=1e-6)
+
+
 @pytest.mark.parametrize("standardize", [False, True])
 def test_penalty_standardize_makes_the_training_penalty_blind_to_the_scale_of_h_s(compose, standardize):
     """model.penalty_standardize=true: min-max (and stddev) see h_S standardised per coordinate, so

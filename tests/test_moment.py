@@ -338,6 +338,7 @@ MMD = ["model.penalty_criterion.mmd=1.", "model.mmd_loss.fix_sigma=null"]
         [*MMD, "model.mmd_loss.unbiased=true"],
         [*MMD, "model.mmd_loss.per_pair=true", "model.mmd_loss.kernel_number=1"],
         [],  # min-max alone
+        [*MMD, "model.penalty_criterion.domain_means=1.", "model.penalty_criterion.domain_covariances=1."],
     ],
 )
 def test_relabelled_selection_scores_are_one_score_per_labelling(compose, overrides):
