@@ -28,6 +28,7 @@ variant_overrides() {
     wide10-mmd-unbiased-only-b4096-means) echo "model.z_dim=12 model.z_dim_invariant=10 $MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1. model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
     wide16-mmd-unbiased-only-b4096-moments) echo "model.z_dim=18 model.z_dim_invariant=16 $MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1. model.penalty_criterion.domain_covariances=1. model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
     wide10-mmd-unbiased-only-b4096-moments) echo "model.z_dim=12 model.z_dim_invariant=10 $MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1. model.penalty_criterion.domain_covariances=1. model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
+    mmd-unbiased-only-moments) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1. model.penalty_criterion.domain_covariances=1." ;;
     mmd-unbiased-only-means) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1." ;;
     mmd-unbiased-only-w10) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_weight=10." ;;
     minmax-null) echo "model.minmax_loss.null_corrected=true model.penalty_standardize=true" ;;
