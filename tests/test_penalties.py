@@ -28,6 +28,7 @@ CASES = {
     "random": dict(n=200, d=3, k=4),
     "missing_domain": dict(counts=[30, 0, 25, 40]),  # domain 1 absent from the batch
     "small_domain": dict(counts=[30, 2, 25, 40]),  # domain 1 smaller than top_k
+    "odd_small_domain": dict(counts=[30, 3, 25, 40]),  # and with an odd count (domain_covariances leaves it out)
     "many_domains": dict(n=300, d=5, k=16),
 }
 

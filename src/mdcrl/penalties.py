@@ -51,14 +51,20 @@ def _zero_per_restart(h: torch.Tensor) -> torch.Tensor:
     return _zero(h) if h.dim() == 2 else h.sum(dim=(1, 2)) * 0.0
 
 
+def _positions_in_domain(domains: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(order, position): the rows sorted by domain, keeping batch order within a domain, and each
+    sorted row's position within its domain; ``counts`` is the bincount of domains."""
+    order = torch.argsort(domains, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    return order, torch.arange(len(domains), device=domains.device) - starts[domains[order]]
+
+
 def pad_by_domain(h: torch.Tensor, domains: torch.Tensor, counts: torch.Tensor, fills: tuple[float, ...]):
     """Scatter the rows of h into (num_domains, max_count, d) tensors, one per padding value in
     ``fills``; ``counts`` are the per-domain counts (bincount of domains). The sort that places the
     rows is done once for all of them."""
-    order = torch.argsort(domains, stable=True)
+    order, position = _positions_in_domain(domains, counts)
     sorted_domains = domains[order]
-    starts = torch.cumsum(counts, 0) - counts
-    position = torch.arange(len(domains), device=h.device) - starts[sorted_domains]
     rows = h[order]
     shape = (len(counts), int(counts.max()), h.shape[1])
     return [h.new_full(shape, fill).index_put((sorted_domains, position), rows) for fill in fills]
@@ -386,6 +392,14 @@ def domain_variances(h: torch.Tensor, domains: torch.Tensor, num_domains: int):
     return var, counts
 
 
+def _ridged_cholesky(cov: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Cholesky factor of cov (R, d, d) + ridge x its mean variance x I: invertible when h collapses in
+    some direction."""
+    scale = cov.diagonal(dim1=-2, dim2=-1).mean(dim=-1).clamp_min(1e-12)
+    eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
+    return torch.linalg.cholesky(cov + (ridge * scale)[:, None, None] * eye)
+
+
 def domain_means_penalty(h: torch.Tensor, domains: torch.Tensor, num_domains: int, ridge: float = 1e-5) -> torch.Tensor:
     """Linear invariance: how much of h's variance, in any direction, the domain explains through its
     mean. Pillai's trace tr(S_T^-1 S_B) of h (B, d) or (R, B, d) against the domain labels (S_T: the
@@ -400,22 +414,19 @@ def domain_means_penalty(h: torch.Tensor, domains: torch.Tensor, num_domains: in
     variance) keeps S_T invertible when h collapses in some direction. Not in the paper: an option
     (model.penalty_criterion.domain_means), off by default.
     """
-    squeeze = h.dim() == 2
-    h = h[None] if squeeze else h
     counts = torch.bincount(domains, minlength=num_domains)
     present = torch.nonzero(counts > 0).flatten()
     if len(present) < 2:
-        out = h.sum(dim=(1, 2)) * 0.0
-        return out[0] if squeeze else out
+        return _zero_per_restart(h)
+    squeeze = h.dim() == 2
+    h = h[None] if squeeze else h
     rows, d = h.shape[-2], h.shape[-1]
     centred = h - h.mean(dim=-2, keepdim=True)
     total = centred.transpose(-1, -2) @ centred / rows  # (R, d, d)
-    scale = total.diagonal(dim1=-2, dim2=-1).mean(dim=-1).clamp_min(1e-12)
-    total = total + (ridge * scale)[:, None, None] * torch.eye(d, dtype=h.dtype, device=h.device)
     present_counts = counts[present].to(h.dtype)
     onehot = F.one_hot(domains, num_domains)[:, present].to(h.dtype)  # (B, k)
     means = (onehot.T @ centred) / present_counts[:, None]  # (R, k, d), centred: relative to the pooled mean
-    whitened = torch.linalg.solve_triangular(torch.linalg.cholesky(total), means.transpose(-1, -2), upper=False)
+    whitened = torch.linalg.solve_triangular(_ridged_cholesky(total, ridge), means.transpose(-1, -2), upper=False)
     trace = (whitened.square().sum(dim=-2) * (present_counts / rows)).sum(dim=-1)  # (R,)
     k = len(present)
     out = (trace - d * (k - 1) / (rows - 1)) / min(d, k - 1)
@@ -435,33 +446,29 @@ def domain_covariances_penalty(h: torch.Tensor, domains: torch.Tensor, num_domai
     it, as min-max does). It can be negative. Domains with fewer than 4 rows are left out. Not in the
     paper: an option (model.penalty_criterion.domain_covariances), off by default.
     """
-    squeeze = h.dim() == 2
-    h = h[None] if squeeze else h
     counts = torch.bincount(domains, minlength=num_domains)
     present = torch.nonzero(counts >= 4).flatten()
     if len(present) < 2:
-        out = h.sum(dim=(1, 2)) * 0.0
-        return out[0] if squeeze else out
+        return _zero_per_restart(h)
+    squeeze = h.dim() == 2
+    h = h[None] if squeeze else h
     keep = (counts >= 4)[domains]
     h, domains = h[:, keep], domains[keep]
     d = h.shape[-1]
-    # group = 2 * domain + half, the half from the row's rank within its domain in batch order
-    order = torch.argsort(domains, stable=True)
-    rank = torch.empty_like(domains)
-    starts = torch.cumsum(counts, 0) - counts
-    rank[order] = torch.arange(len(domains), device=h.device) - starts[domains[order]]
-    onehot = F.one_hot(2 * domains + rank % 2, 2 * num_domains)[:, torch.stack([2 * present, 2 * present + 1], 1).flatten()]
-    onehot = onehot.to(h.dtype)  # (B, 2k): domain i's halves in columns 2i, 2i + 1
+    # group 2i + half for the i-th present domain, the half from the row's position within its domain
+    slot = torch.zeros(num_domains, dtype=domains.dtype, device=domains.device)
+    slot[present] = torch.arange(len(present), dtype=domains.dtype, device=domains.device)
+    order, position = _positions_in_domain(domains, torch.bincount(domains, minlength=num_domains))
+    group = torch.empty_like(domains)
+    group[order] = 2 * slot[domains[order]] + position % 2
+    onehot = F.one_hot(group, 2 * len(present)).to(h.dtype)  # (B, 2k)
     group_counts = onehot.sum(dim=0)
     means = (onehot.T @ h) / group_counts[:, None]  # (R, 2k, d)
-    centred = h - means[:, torch.argmax(onehot, dim=1)]
+    centred = h - means[:, group]
     covs = torch.einsum("bg,rbi,rbj->rgij", onehot, centred, centred) / (group_counts - 1.0)[:, None, None]
     shares = (group_counts[0::2] + group_counts[1::2]) / onehot.shape[0]  # (k,)
     within = (covs[:, 0::2] + covs[:, 1::2]) / 2.0  # each domain's covariance, (R, k, d, d)
-    pooled = (within * shares[:, None, None]).sum(dim=1)
-    scale = pooled.diagonal(dim1=-2, dim2=-1).mean(dim=-1).clamp_min(1e-12)
-    pooled = pooled + (ridge * scale)[:, None, None] * torch.eye(d, dtype=h.dtype, device=h.device)
-    chol = torch.linalg.cholesky(pooled)[:, None]  # (R, 1, d, d)
+    chol = _ridged_cholesky((within * shares[:, None, None]).sum(dim=1), ridge)[:, None]  # (R, 1, d, d)
     half_a, half_b = covs[:, 0::2], covs[:, 1::2]
 
     def whitened_deviation(c):  # L^-1 (c_i - sum_j share_j c_j) L^-T, (R, k, d, d)
