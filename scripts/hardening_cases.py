@@ -5,6 +5,7 @@ happens. Prints a markdown table and the totals.
 
 Each case is run in a fresh process from this repository's root. Outcomes:
   clear error     exit != 0, a message naming the problem, no Python traceback
+  N-line error    exit != 0, no traceback, but N lines to read (Hydra's own messages)
   traceback       exit != 0 with a Python traceback (the message may still be good)
   accepted        the bad input was accepted silently (or a wrong value was recorded)
   crash           valid input that failed
@@ -72,7 +73,10 @@ def cli_error(rc, out):
         return "accepted"
     if rc < 0 or rc == 137:
         return "killed by the OS (out of memory)"
-    return "traceback" if "Traceback" in out else "clear error"
+    if "Traceback" in out:
+        return "traceback"
+    lines = [ln for ln in out.strip().splitlines() if ln.strip() and "Warning" not in ln and "[WARNING]" not in ln]
+    return "clear error" if len(lines) == 1 else f"{len(lines)}-line error"
 
 
 def last_line(out):
@@ -652,6 +656,9 @@ CASES = {
         "a=s['settings']['model']['autoencoder'] if 'settings' in s else s['autoencoder']; "
         "a['name']='mlp'; a['hidden_dims']=[200000, 200000]; (p/'estimator.json').write_text(json.dumps(s))"
     ),
+    "trainer.max_epoch=3 (a misspelt key)": bad_override("trainer.max_epoch=3"),
+    "model=mixing_synthetc (a misspelt option)": bad_override("model=mixing_synthetc"),
+    "+trainer.max_epoch=3 (Hydra's suggestion for the misspelt key)": bad_override("+trainer.max_epoch=3"),
 }
 
 

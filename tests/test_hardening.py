@@ -46,6 +46,47 @@ def test_cli_prints_one_line_and_leaves_no_directory(tmp_path):
     assert full.returncode != 0 and "Traceback" in full.stderr
 
 
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (
+            ["trainer.max_epoch=3"],
+            "error: trainer.max_epoch is not a setting; did you mean trainer.max_epochs? (python run_training.py --cfg "
+            "job prints every setting; +trainer.max_epoch=<value> adds a key the configs do not have)",
+        ),
+        (
+            ["model.penalty_criterion.domain_mean=1,0", "--multirun"],
+            "error: model.penalty_criterion.domain_mean is not a setting; did you mean model.penalty_criterion.domain_means? "
+            "(python run_training.py --cfg job prints every setting; +model.penalty_criterion.domain_mean=<value> adds a "
+            "key the configs do not have)",
+        ),
+        (
+            ["model=mixing_synthetc"],
+            "error: model=mixing_synthetc is not an option of model; did you mean model=mixing_synthetic? the options: "
+            "balls, balls_md_encoded_autoencoder, mixing_md_encoded_autoencoder, mixing_synthetic, mnist_md_autoencoder, "
+            "mnist_md_encoded_autoencoder.",
+        ),
+        (
+            ["+trainer.max_epoch=3"],
+            "error: trainer.max_epoch is not an argument of lightning.Trainer; did you mean trainer.max_epochs? remove "
+            "trainer.max_epoch from the command line (or config).",
+        ),
+    ],
+)
+def test_a_misspelt_key_or_option_gets_one_line_with_the_nearest_name(tmp_path, args, line):
+    p = cli(f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args)
+    assert (p.returncode, p.stderr.strip()) == (2, line)
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob("sweep/run-*"))
+
+
+def test_hydra_full_error_still_shows_hydras_traceback_and_other_override_errors_keep_hydras_message():
+    full = cli("trainer.max_epoch=3", env={"HYDRA_FULL_ERROR": "1"})
+    assert full.returncode == 1 and "Traceback" in full.stderr and "Key 'max_epoch' is not in struct" in full.stderr
+    unparsed = cli("trainer.max_epochs")  # no value: Hydra's own grammar error, as before
+    assert unparsed.returncode == 1 and unparsed.stderr.startswith("Error parsing override 'trainer.max_epochs'")
+    assert "Traceback" not in unparsed.stderr
+
+
 # -- resume --------------------------------------------------------------------------------------
 class KillAtEpoch(L.Callback):
     """Stands in for a kill: dies at the start of an epoch, after the previous one was checkpointed."""

@@ -1,6 +1,7 @@
 """The command line: ``mdcrl-train <hydra overrides> [--multirun]`` (also ``python run_training.py``,
 the seed's entry point). Hydra lives here and in configs/ only: the core takes typed settings."""
 
+import difflib
 import logging
 import os
 import sys
@@ -34,6 +35,60 @@ def misnamed_setting(arguments: list[str]) -> str | None:
                 f"{PYTHON_NAMES[key]}=<value> (docs/tutorial_own_data.md, 'Names')."
             )
     return None
+
+
+def composition_error_line(error: Exception) -> str | None:
+    """The error line for a command-line key or group option that the configs do not have, naming the
+    nearest existing ones; None for any other error. Hydra's own message for a misspelt key suggests
+    appending it with +, which the run then refuses or (for trainer.*) fails on with a traceback."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, name = error.missing_cfg_file.rpartition("/")
+        near = difflib.get_close_matches(name, error.options, n=1)
+        fix = f"did you mean {group}={near[0]}? " if near else ""
+        return f"error: {group}={name} is not an option of {group}; {fix}the options: {', '.join(error.options)}."
+    cause = error.__cause__
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and "not in struct" in str(cause):
+        full_key = cause.full_key
+        known = list(cause.parent_node.keys()) if cause.parent_node is not None else []
+        near = difflib.get_close_matches(str(cause.key), [str(k) for k in known], n=1)
+        where, _, _ = full_key.rpartition(".")
+        if near:
+            fix = f"did you mean {where + '.' if where else ''}{near[0]}?"
+        else:
+            fix = f"the settings there: {', '.join(map(str, known))}."
+        return (
+            f"error: {full_key} is not a setting; {fix} (python run_training.py --cfg job prints every "
+            f"setting; +{full_key}=<value> adds a key the configs do not have)"
+        )
+    return None
+
+
+def run_hydra_main() -> None:
+    """hydra_main, with a misspelt key or group option refused in one line (exit status 2). Hydra
+    prints its errors itself unless HYDRA_FULL_ERROR is set; set here, they reach this function,
+    which prints Hydra's compact message for every other composition error, as Hydra would."""
+    from hydra.errors import CompactHydraException
+
+    if os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0"):  # the user asked for Hydra's traces
+        hydra_main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra_main()
+    except CompactHydraException as error:
+        message = composition_error_line(error)
+        if message:
+            print(message, file=sys.stderr)
+            sys.exit(2)
+        print(error, file=sys.stderr)
+        if error.__cause__ is not None:
+            print(error.__cause__, file=sys.stderr)
+        sys.exit(1)
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 # The launcher's process id, for the parallel sweep's workers (inherited through the environment).
@@ -85,7 +140,7 @@ def main() -> None:
         print(message, file=sys.stderr)
         sys.exit(2)
     os.environ[LAUNCHER_PID] = str(os.getpid())
-    hydra_main()
+    run_hydra_main()
 
 
 if __name__ == "__main__":

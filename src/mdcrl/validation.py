@@ -8,6 +8,7 @@ the memory the data and the model would need is estimated and compared with what
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
@@ -460,6 +461,25 @@ def validate_trainer(trainer) -> None:
         )
 
 
+def validate_trainer_arguments(trainer) -> None:
+    """Every trainer.* key must be a lightning.Trainer argument: one added with + that is not would
+    otherwise end the run in Trainer's TypeError, after the data were made."""
+    import inspect
+
+    import lightning as L  # here: the sweep's check before its launch leaves this to each run
+
+    known = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
+    for key in trainer:
+        if key in known or key == "gradient_clip_algorithm":  # clipping is the module's (builders.build_trainer)
+            continue
+        near = difflib.get_close_matches(str(key), sorted(known), n=1)
+        raise ConfigError(
+            f"trainer.{key} is not an argument of lightning.Trainer; "
+            + (f"did you mean trainer.{near[0]}? " if near else "")
+            + f"remove trainer.{key} from the command line (or config)."
+        )
+
+
 def validate_checkpoint_path(ckpt_path) -> None:
     """Only local checkpoint files: Lightning fetches a URL and unpickles it with weights_only=False,
     so a remote checkpoint could run code on this machine."""
@@ -538,11 +558,11 @@ def check_memory(needed: int, what: str, setting: str) -> None:
     )
 
 
-def validate_config(cfg, model_memory: bool = True) -> None:
-    """Refuse a config mdcrl cannot run, with one line naming the setting. model_memory=False leaves
-    out the check of the model's size against the memory available (it builds the model on torch's
-    meta device): a sweep's check of every job before its launch stays free of torch, and each run
-    still checks its model itself before any training."""
+def validate_config(cfg, with_lightning: bool = True) -> None:
+    """Refuse a config mdcrl cannot run, with one line naming the setting. with_lightning=False leaves
+    out the two checks that import Lightning: the Trainer's argument names and the model's size
+    against the memory available (it builds the model on torch's meta device). A sweep's check of
+    every job before its launch stays free of torch, and each run still makes both before any work."""
     validate_checkpoint_path(cfg.get("ckpt_path"))
     validate_numbers(cfg)
     weights = cfg.model.get("penalty_criterion") or {}
@@ -560,6 +580,8 @@ def validate_config(cfg, model_memory: bool = True) -> None:
     )
     validate_model(cfg.model)
     validate_trainer(cfg.trainer)
+    if with_lightning:
+        validate_trainer_arguments(cfg.trainer)
     _require(
         int(cfg.trainer.max_epochs) >= 1 or cfg.model.get("init") == "moment",
         "trainer.max_epochs=0 trains nothing: it evaluates the closed-form warm start alone, which needs "
@@ -601,7 +623,7 @@ def validate_config(cfg, model_memory: bool = True) -> None:
         check_memory(
             estimated_data_bytes(cfg.datamodule), "generating the data", "datamodule.dataset.num_samples (or z_dim, x_dim)"
         )
-        if model_memory and cfg.datamodule.name == "mixing":  # the model is known from the config: check it before any work
+        if with_lightning and cfg.datamodule.name == "mixing":  # the model is known from the config: check it before any work
             from mdcrl.builders import model_memory_bytes
 
             z_dim, _, x_dim = mixing_dims(cfg.datamodule.dataset)

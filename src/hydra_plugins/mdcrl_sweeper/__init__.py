@@ -82,6 +82,6 @@ def validate_values(jobs) -> None:
                 for override in plain:
                     if not override.is_delete():  # a deletion is every job's (they share keys): composed already
                         OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False, force_add=True)
-            validate_config(cfg, model_memory=False)  # torch-free: 1.3 s less per sweep; each run checks its model
+            validate_config(cfg, with_lightning=False)  # torch-free: 1.3 s less per sweep; each run checks the rest
     finally:
         validation_log.setLevel(level)
