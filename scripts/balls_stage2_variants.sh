@@ -31,6 +31,7 @@ variant_overrides() {
     mmd-unbiased-only-moments) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1. model.penalty_criterion.domain_covariances=1." ;;
     linear-encoder-moments) echo "model.autoencoder.encoder_hidden_dims=[] $MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1. model.penalty_criterion.domain_covariances=1." ;;
     linear-encoder-wide16-moments) echo "model.autoencoder.encoder_hidden_dims=[] model.z_dim=18 model.z_dim_invariant=16 $MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1. model.penalty_criterion.domain_covariances=1. model.scheduler.name=cosine datamodule.batch_size=4096 trainer.max_epochs=200" ;;
+    narrow2-mmd-unbiased-only-moments) echo "model.z_dim=4 model.z_dim_invariant=2 $MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1. model.penalty_criterion.domain_covariances=1." ;;
     mmd-unbiased-only-means) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_criterion.domain_means=1." ;;
     mmd-unbiased-only-w10) echo "$MMD model.mmd_loss.unbiased=true model.penalty_criterion.minmax=0. model.penalty_weight=10." ;;
     minmax-null) echo "model.minmax_loss.null_corrected=true model.penalty_standardize=true" ;;
