@@ -14,7 +14,10 @@
    seeds 1235, 4256, without (model.warm_start_patience=null) and with the default patience (auto:
    5 epochs for MMD alone), one after the other: wall times, epochs, metrics and their ratio.
 
-Run: python benchmarks/bench_grid.py [--skip-slice | --mmd-slice]   (about a minute; --mmd-slice a few)
+4. with --stacking instead: the default run with every copy kept for 30 epochs at 1, 4 and 16 copies
+   (16 = 4 runs x 4 restarts), the fit time per step: what stacking the runs of a worker would cost.
+
+Run: python benchmarks/bench_grid.py [--skip-slice | --mmd-slice | --stacking]   (about a minute; --mmd-slice a few)
 To time another checkout, run its copy of this file with PYTHONPATH=<checkout>/src.
 """
 
@@ -101,6 +104,24 @@ def mmd_slice(patience: str) -> tuple[float, list]:
     return wall, r2
 
 
+def stacking_cost(copies=(1, 4, 16), epochs: int = 30) -> None:
+    """A proxy for batching runs: the default run with every copy kept for `epochs` epochs, at several
+    numbers of copies (16 = 4 runs x 4 restarts stacked); the fit time per optimiser step of each."""
+    keep_every_copy = [
+        "model.warm_start_patience=null",
+        "model.restart_agreement=null",
+        "model.restart_selection_epochs=null",
+        f"trainer.max_epochs={epochs}",
+        f"trainer.min_epochs={epochs}",
+    ]
+    for n in copies:
+        with tempfile.TemporaryDirectory() as tmp:
+            entry_point_time([f"hydra.run.dir={tmp}", f"model.restarts={n}", *keep_every_copy])
+            info = json.loads((Path(tmp) / "run.json").read_text())
+        per_step = 1000 * info["fit_time_s"] / info["optimizer_steps"]
+        print(f"default run, {n:2d} copies for {epochs} epochs: {per_step:.2f} ms per step")
+
+
 def breakdown() -> tuple[float, float]:
     """The default run's wall time and its start-up (process, imports, Hydra, exit), with the parts printed."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,7 +149,13 @@ def main():
     parser.add_argument(
         "--mmd-slice", action="store_true", help="only the MMD slice (z_dim 16, 4 runs) without and with the patience"
     )
+    parser.add_argument(
+        "--stacking", action="store_true", help="only the cost per step of 1, 4 and 16 stacked copies (a batching proxy)"
+    )
     args = parser.parse_args()
+    if args.stacking:
+        stacking_cost()
+        return
     if args.mmd_slice:
         before, before_r2 = mmd_slice("null")
         after, after_r2 = mmd_slice("auto")  # the default: 5 epochs for MMD alone
