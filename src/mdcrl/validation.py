@@ -470,7 +470,7 @@ def validate_trainer_arguments(trainer) -> None:
 
     known = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"}
     for key in trainer:
-        if key in known or key == "gradient_clip_algorithm":  # clipping is the module's (builders.build_trainer)
+        if key in known:
             continue
         near = difflib.get_close_matches(str(key), sorted(known), n=1)
         raise ConfigError(
