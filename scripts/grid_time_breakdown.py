@@ -7,22 +7,14 @@ training step's cost per z_dim, and how the warm-started min-max + MMD runs ende
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
-
-def command_of(run: dict, config: str) -> str:
-    """The seed command a run belongs to: its penalty tag, and the closed form apart."""
-    penalty = run["tags"][-1]
-    if "max_epochs: 0" in config:
-        return "the closed form (experiment=moment_baseline)"
-    init = "moment" if "init: moment" in config else "random"
-    return f"{penalty} (init={init})"
+from mdcrl.report import find_runs, method_name
 
 
-def warm_start_outcome(run: dict) -> str:
-    warm = run.get("warm_start") or {}
+def warm_start_outcome(info: dict) -> str:
+    warm = info.get("warm_start") or {}
     if warm.get("kept_untrained"):
         return "stopped with the warm start (patience)"
     if warm.get("narrowed_at") is not None:
@@ -37,24 +29,23 @@ def main() -> None:
     commands = defaultdict(lambda: defaultdict(float))
     steps = defaultdict(lambda: defaultdict(float))
     outcomes = defaultdict(lambda: defaultdict(float))
-    for path in sorted(args.sweep.glob("*/run.json")):
-        run = json.loads(path.read_text())
-        if run.get("status") != "finished":
+    for run in find_runs([args.sweep]):
+        if run.status != "finished":
             continue
-        config = (path.parent / "config.yaml").read_text()
-        row = commands[command_of(run, config)]
+        info, method = run.info, method_name(run.config)  # "closed form", "minmax", "minmax [init=random]", ...
+        row = commands[method]
         row["runs"] += 1
-        row["own"] += run["wall_time_s"]
-        row["training"] += run["fit_time_s"]
-        if run["tags"][-1] == "minmax-mmd" and "init: moment" in config:
-            step = steps[run["data"]["z_dim"]]
-            step["fit"] += run["fit_time_s"]
-            step["steps"] += run["optimizer_steps"]
-            outcome = outcomes[warm_start_outcome(run)]
+        row["own"] += info["wall_time_s"]
+        row["training"] += info["fit_time_s"]
+        if method == "minmax+mmd":  # the seed's min-max + MMD commands, warm-started
+            step = steps[info["data"]["z_dim"]]
+            step["fit"] += info["fit_time_s"]
+            step["steps"] += info["optimizer_steps"]
+            outcome = outcomes[warm_start_outcome(info)]
             outcome["runs"] += 1
-            outcome["fit"] += run["fit_time_s"]
-            outcome["epochs"] += run["epochs"]
-    print("| command | runs | runs' own time | of which training |\n|---|---|---|---|")
+            outcome["fit"] += info["fit_time_s"]
+            outcome["epochs"] += info["epochs"]
+    print("| method | runs | runs' own time | of which training |\n|---|---|---|---|")
     for name, row in sorted(commands.items()):
         print(f"| {name} | {row['runs']:.0f} | {row['own']:.0f} s | {row['training']:.0f} s |")
     print("\nmin-max + MMD (warm start), fit time per optimiser step (validation included):")
