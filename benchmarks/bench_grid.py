@@ -104,6 +104,13 @@ def mmd_slice(patience: str) -> tuple[float, list]:
     return wall, r2
 
 
+def single_run(overrides: list[str]) -> tuple[float, dict]:
+    """The wall time of python run_training.py <overrides> and its run.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wall = entry_point_time([f"hydra.run.dir={tmp}", *overrides])
+        return wall, json.loads((Path(tmp) / "run.json").read_text())
+
+
 def stacking_cost(copies=(1, 4, 16), epochs: int = 30) -> None:
     """A proxy for batching runs: the default run with every copy kept for `epochs` epochs, at several
     numbers of copies (16 = 4 runs x 4 restarts stacked); the fit time per optimiser step of each."""
@@ -115,18 +122,14 @@ def stacking_cost(copies=(1, 4, 16), epochs: int = 30) -> None:
         f"trainer.min_epochs={epochs}",
     ]
     for n in copies:
-        with tempfile.TemporaryDirectory() as tmp:
-            entry_point_time([f"hydra.run.dir={tmp}", f"model.restarts={n}", *keep_every_copy])
-            info = json.loads((Path(tmp) / "run.json").read_text())
+        _, info = single_run([f"model.restarts={n}", *keep_every_copy])
         per_step = 1000 * info["fit_time_s"] / info["optimizer_steps"]
         print(f"default run, {n:2d} copies for {epochs} epochs: {per_step:.2f} ms per step")
 
 
 def breakdown() -> tuple[float, float]:
     """The default run's wall time and its start-up (process, imports, Hydra, exit), with the parts printed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        wall = entry_point_time([f"hydra.run.dir={tmp}"])
-        info = json.loads((Path(tmp) / "run.json").read_text())
+    wall, info = single_run([])
     run_wall = info["wall_time_s"]
     data = info.get("data_time_s")
     parts = {
