@@ -75,12 +75,17 @@ def cli_error(rc, out):
         return "killed by the OS (out of memory)"
     if "Traceback" in out:
         return "traceback"
-    lines = [ln for ln in out.strip().splitlines() if ln.strip() and "Warning" not in ln and "[WARNING]" not in ln]
+    lines = [ln for ln in message_lines(out) if "[WARNING]" not in ln]  # logged warnings are not the error
     return "clear error" if len(lines) == 1 else f"{len(lines)}-line error"
 
 
+def message_lines(out):
+    """The output's non-empty lines, without Python's warnings."""
+    return [ln for ln in out.strip().splitlines() if ln.strip() and "Warning" not in ln]
+
+
 def last_line(out):
-    lines = [ln for ln in out.strip().splitlines() if ln.strip() and "Warning" not in ln]
+    lines = message_lines(out)
     return lines[-1][:150] if lines else ""
 
 
